@@ -1,0 +1,130 @@
+"""The test matrix. ``nox`` runs every test session; ``demo`` and ``bench`` run only by name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = [
+    "lint",
+    "typing",
+    "tests",
+    "tests_postgres",
+    "backend",
+    "dramatiq",
+    "e2e",
+]
+
+ROOT = Path(__file__).parent
+CORE = f"-e{ROOT}[dev,postgres,s3,web]"
+BACKENDS = {
+    "local": "backends/local",
+    "gemini": "backends/gemini",
+    "dramatiq": "backends/dramatiq",
+}
+POSTGRES_URL = os.environ.get(
+    "PLUSHIFY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def run_tests(
+    session: nox.Session,
+    *paths: str,
+    install: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    pytest_args: tuple[str, ...] = (),
+) -> None:
+    """Install core (+ ``install``) and run pytest on ``paths``; every test session calls it."""
+    missing = [p for p in paths if not (ROOT / p).exists()]
+    if missing:
+        session.skip(f"not present yet: {', '.join(missing)}")
+    session.install(CORE, *install)
+    session.run(
+        "pytest",
+        *paths,
+        *pytest_args,
+        *session.posargs,
+        env={"PLUSHIFY_TEST_POSTGRES_URL": POSTGRES_URL, **(env or {})},
+    )
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Core and Flask tests on SQLite."""
+    run_tests(session, "tests", pytest_args=("-m", "not e2e"), env={"PLUSHIFY_TEST_DB": "sqlite"})
+
+
+@nox.session
+def tests_postgres(session: nox.Session) -> None:
+    """The same suite against PostgreSQL."""
+    run_tests(session, "tests", pytest_args=("-m", "not e2e"), env={"PLUSHIFY_TEST_DB": "postgres"})
+
+
+@nox.session
+@nox.parametrize("name", ["local", "gemini"])
+def backend(session: nox.Session, name: str) -> None:
+    """A model backend's own tests, against the core's conformance suite."""
+    path = BACKENDS[name]
+    run_tests(session, f"{path}/tests", install=(f"-e{ROOT / path}",))
+
+
+@nox.session
+@nox.parametrize("broker", ["redis", "rabbitmq"])
+def dramatiq(session: nox.Session, broker: str) -> None:
+    """The Dramatiq runner against a real broker, with PostgreSQL as the database."""
+    path = BACKENDS["dramatiq"]
+    run_tests(
+        session,
+        f"{path}/tests",
+        install=(f"-e{ROOT / path}",),
+        env={"PLUSHIFY_TEST_BROKER": broker, "PLUSHIFY_TEST_DB": "postgres"},
+    )
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """The reference app in a real browser (Debian's Chromium through Playwright)."""
+    run_tests(
+        session,
+        "tests/e2e",
+        install=("playwright>=1.45", "pytest-playwright>=0.5", f"-e{ROOT / BACKENDS['local']}"),
+        pytest_args=("-m", "e2e"),
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """mypy --strict on the library, the app and every backend."""
+    present = [str(ROOT / p) for p in BACKENDS.values() if (ROOT / p / "pyproject.toml").exists()]
+    session.install(CORE, "mypy>=1.10", *(f"-e{p}" for p in present))
+    srcs = ["src", *(f"{p}/src" for p in present)]
+    session.run("mypy", *srcs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Start the reference site with the offline model: no services, no API key."""
+    session.install(CORE, f"-e{ROOT / BACKENDS['local']}")
+    session.run("plushify", "demo", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks; prints tables and writes JSON under bench-results/."""
+    if not (ROOT / "benchmarks").exists():
+        session.skip("no benchmarks yet")
+    session.install(CORE, *(f"-e{ROOT / p}" for p in BACKENDS.values()))
+    session.run("python", "-m", "benchmarks", *session.posargs)

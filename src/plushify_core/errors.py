@@ -1,0 +1,180 @@
+"""The one error tree: every error Plushify raises descends from :class:`PlushifyError`.
+
+Each error carries a stable machine ``code`` (used by the HTTP API and the CLI) and a human
+``message``. Vendor errors are translated at the adapter boundary with ``raise ... from e``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendNotInstalled",
+    "ConfigurationError",
+    "IdempotencyConflict",
+    "InsufficientCredits",
+    "InvalidImage",
+    "ModelError",
+    "NonRetriableError",
+    "NotFound",
+    "NotRetryable",
+    "PlushifyError",
+    "ReservationClosed",
+    "ReservationNotFound",
+    "RetryAfter",
+    "SchemaVersionError",
+    "StepError",
+    "StepResultTooLarge",
+    "StorageError",
+    "TooManyInProgress",
+]
+
+
+class PlushifyError(Exception):
+    """Base of every Plushify error: a stable ``code`` plus a human ``message``."""
+
+    code: str = "plushify_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, str]:
+        """The error as the JSON body the HTTP API returns under ``"error"``."""
+        return {"code": self.code, "message": self.message}
+
+
+class ConfigurationError(PlushifyError):
+    """Settings are missing or contradictory; raised at start-up, never mid-request."""
+
+    code = "configuration_error"
+
+
+class BackendNotInstalled(ConfigurationError):
+    """A runner or model backend was selected by name but its distribution is not installed."""
+
+    code = "backend_not_installed"
+
+
+class SchemaVersionError(PlushifyError):
+    """The database was created by another version of Plushify's schema."""
+
+    code = "schema_version"
+
+
+class NotFound(PlushifyError):
+    """The object does not exist or does not belong to the caller (the two look the same)."""
+
+    code = "not_found"
+
+
+class NotRetryable(PlushifyError):
+    """Retry was asked for something that is not in a retryable (failed) state."""
+
+    code = "not_failed"
+
+
+class InvalidImage(PlushifyError):
+    """An upload was rejected before anything was stored or reserved; ``code`` says why."""
+
+    code = "invalid_image"
+
+
+# --- the credit ledger -------------------------------------------------------------------
+
+
+class InsufficientCredits(PlushifyError):
+    """The user has no available credit to reserve."""
+
+    code = "insufficient_credits"
+
+
+class TooManyInProgress(PlushifyError):
+    """The user already has the maximum number of generations in progress."""
+
+    code = "too_many_in_progress"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"You have {limit} generations in progress. Please wait for one to complete."
+        )
+        self.limit = limit
+
+
+class IdempotencyConflict(PlushifyError):
+    """An operation id was replayed with a different body."""
+
+    code = "conflict"
+
+
+class ReservationNotFound(PlushifyError):
+    """No reservation has that id."""
+
+    code = "reservation_not_found"
+
+
+class ReservationClosed(PlushifyError):
+    """The reservation already left ``pending`` in a way that forbids this operation."""
+
+    code = "reservation_closed"
+
+
+# --- step outcomes understood by the durable engine ------------------------------------
+
+
+class StepError(PlushifyError):
+    """An error a step raises to steer the engine: retry (optionally after a delay) or fail now.
+
+    Any other exception raised by a step is retried under the step's policy.
+    """
+
+    code = "step_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class NonRetriableError(StepError):
+    """Fail the run at once, without further attempts."""
+
+    code = "non_retriable"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, retryable=False, code=code)
+
+
+class RetryAfter(StepError):
+    """Retry the step, but not before ``seconds`` have passed (e.g. HTTP 429 Retry-After)."""
+
+    code = "retry_after"
+
+    def __init__(self, seconds: float, message: str | None = None) -> None:
+        super().__init__(message or f"retry after {seconds:g}s", retry_after=seconds)
+        self.seconds = seconds
+
+
+class StepResultTooLarge(NonRetriableError):
+    """A step returned more than the engine stores; steps must store blobs and return keys."""
+
+    code = "step_result_too_large"
+
+
+class ModelError(StepError):
+    """An image model failed; ``retryable`` tells the engine whether to try again."""
+
+    code = "model_error"
+
+
+class StorageError(StepError):
+    """The blob store failed; usually retryable."""
+
+    code = "storage_error"

@@ -1,0 +1,197 @@
+"""The database schema in SQLAlchemy Core: one ``MetaData`` shared by every core concept.
+
+Tables: the credit ledger (``accounts``, ``reservations``, ``ledger_entries``), the plushie
+``generations``, the durable engine's ``runs`` and ``steps``, and ``plushify_meta`` holding the
+schema version so an older database is detected instead of crashing later.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "UTCDateTime",
+    "accounts",
+    "generations",
+    "ledger_entries",
+    "meta",
+    "metadata",
+    "reservations",
+    "runs",
+    "steps",
+]
+
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every dialect (SQLite stores naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; Plushify stores timezone-aware UTC only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+meta = Table(
+    "plushify_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+# --- credit ledger ----------------------------------------------------------------------
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("credits", Integer, nullable=False, default=0),
+    Column("reserved", Integer, nullable=False, default=0),
+    Column("in_flight", Integer, nullable=False, default=0),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("credits >= 0", name="ck_accounts_credits_nonneg"),
+    CheckConstraint("reserved >= 0", name="ck_accounts_reserved_nonneg"),
+    CheckConstraint("in_flight >= 0", name="ck_accounts_in_flight_nonneg"),
+    CheckConstraint("credits - reserved >= 0", name="ck_accounts_available_nonneg"),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", String(64), ForeignKey("accounts.user_id"), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    CheckConstraint("amount > 0", name="ck_reservations_amount_pos"),
+    CheckConstraint(
+        "state IN ('pending', 'captured', 'released', 'expired')", name="ck_reservations_state"
+    ),
+    Index("ix_reservations_user_state", "user_id", "state"),
+    Index("ix_reservations_state_expires", "state", "expires_at"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("user_id", String(64), ForeignKey("accounts.user_id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("delta", Integer, nullable=False),
+    Column("reservation_id", String(64), nullable=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint(
+        "kind IN ('grant', 'capture', 'refund', 'adjustment')", name="ck_ledger_entries_kind"
+    ),
+    Index("ix_ledger_entries_user", "user_id", "id"),
+)
+
+# --- generations ------------------------------------------------------------------------
+
+generations = Table(
+    "generations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("run_id", String(64), nullable=True),
+    Column("original_key", String(512), nullable=True),
+    Column("plushie_key", String(512), nullable=True),
+    Column("subject_type", String(16), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("current_step", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(
+        "status IN ('processing', 'completed', 'failed', 'cancelled')",
+        name="ck_generations_status",
+    ),
+    Index("ix_generations_user_created", "user_id", "created_at"),
+    Index("ix_generations_status", "status"),
+)
+
+# --- durable engine ---------------------------------------------------------------------
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("pipeline", String(128), nullable=False),
+    Column("idempotency_key", String(255), nullable=True, unique=True),
+    Column("concurrency_key", String(255), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    CheckConstraint(
+        "status IN ('queued', 'running', 'completed', 'failed', 'cancelled')",
+        name="ck_runs_status",
+    ),
+    Index("ix_runs_status_due", "status", "next_attempt_at"),
+    Index("ix_runs_concurrency", "concurrency_key", "status"),
+    Index("ix_runs_pipeline_created", "pipeline", "created_at"),
+)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("duration_ms", Integer, nullable=True),
+    CheckConstraint("status IN ('running', 'completed', 'failed')", name="ck_steps_status"),
+)

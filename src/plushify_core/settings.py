@@ -1,0 +1,56 @@
+"""Settings from the environment (prefix ``PLUSHIFY_``) or a ``.env`` file, via pydantic-settings.
+
+Backends read their own keys (``PLUSHIFY_GEMINI_*``, ``PLUSHIFY_BROKER_URL``, …) with their own
+settings classes; unknown keys are ignored here so one environment serves every process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Everything the library needs to build a :class:`~plushify_core.Plushify`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PLUSHIFY_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(Path(".plushify"), description="Local data: SQLite file and blobs.")
+    database_url: str = Field("", description="SQLAlchemy URL; default SQLite in data_dir.")
+    storage_url: str = Field("", description="fsspec URL; default file:// under data_dir.")
+    runner: str = Field("inprocess", description="Runner backend name (inprocess, dramatiq).")
+    model: str = Field("local", description="Model backend name (local, gemini, fake).")
+    workers: int = Field(4, ge=1, le=64, description="In-process runner worker threads.")
+
+    max_in_flight: int = Field(5, ge=1, description="Generations one user may run at once.")
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest accepted upload.")
+    max_pixels: int = Field(40_000_000, ge=1, description="Largest accepted width x height.")
+    max_long_side: int = Field(2048, ge=16, description="Originals are downscaled to this.")
+
+    retry_attempts: int = Field(3, ge=1, description="Attempts per step before a run fails.")
+    retry_base_delay: float = Field(2.0, ge=0, description="First backoff delay, seconds.")
+    retry_max_delay: float = Field(60.0, ge=0, description="Backoff cap, seconds.")
+    lease_seconds: float = Field(30.0, gt=0, description="Lease on a running run.")
+    reservation_ttl: float = Field(
+        3600.0, gt=0, description="Seconds before a pending credit reservation may be expired."
+    )
+
+    fake_delay: float = Field(0.0, ge=0, description="FakeModel: seconds per model call.")
+    fake_fail: str = Field("", description="FakeModel faults, e.g. 'generate:2,analyze:fatal'.")
+
+    @model_validator(mode="after")
+    def _defaults_under_data_dir(self) -> Settings:
+        # Derived defaults: frozen model, so set through object.__setattr__ once.
+        if not self.database_url:
+            object.__setattr__(
+                self, "database_url", f"sqlite:///{(self.data_dir / 'plushify.db').resolve()}"
+            )
+        if not self.storage_url:
+            object.__setattr__(self, "storage_url", (self.data_dir / "blobs").resolve().as_uri())
+        return self
