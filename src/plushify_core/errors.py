@@ -12,6 +12,7 @@ __all__ = [
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidImage",
+    "InvalidState",
     "ModelError",
     "NonRetriableError",
     "NotFound",
@@ -72,6 +73,12 @@ class NotRetryable(PlushifyError):
     """Retry was asked for something that is not in a retryable (failed) state."""
 
     code = "not_failed"
+
+
+class InvalidState(PlushifyError):
+    """The object exists but its state forbids the operation (e.g. deleting while processing)."""
+
+    code = "invalid_state"
 
 
 class InvalidImage(PlushifyError):

@@ -123,6 +123,9 @@ ledger_entries = Table(
         "kind IN ('grant', 'capture', 'refund', 'adjustment')", name="ck_ledger_entries_kind"
     ),
     Index("ix_ledger_entries_user", "user_id", "id"),
+    # At most one capture and one refund per reservation, whatever keys callers send
+    # (NULL reservation ids, e.g. grants, are distinct on both dialects).
+    Index("ux_ledger_entries_kind_reservation", "kind", "reservation_id", unique=True),
 )
 
 # --- generations ------------------------------------------------------------------------
@@ -134,6 +137,7 @@ generations = Table(
     Column("user_id", String(64), nullable=False),
     Column("status", String(16), nullable=False),
     Column("run_id", String(64), nullable=True),
+    Column("reservation_id", String(64), nullable=True),
     Column("original_key", String(512), nullable=True),
     Column("plushie_key", String(512), nullable=True),
     Column("subject_type", String(16), nullable=True),
@@ -167,6 +171,9 @@ runs = Table(
     Column("lease_expires_at", UTCDateTime, nullable=True),
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("error", Text, nullable=True),
+    # Set while a queued run waits for a concurrency slot (not a backoff): FIFO order of waiters.
+    Column("waiting_since", UTCDateTime, nullable=True),
+    Column("result", JSON, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True),
