@@ -1,0 +1,182 @@
+"""The ledger's SQL: guarded statements shared by both dialects, and the one dialect difference.
+
+Every statement that changes credit state is a single guarded ``UPDATE … WHERE … RETURNING`` or
+an ``INSERT … ON CONFLICT DO NOTHING RETURNING``: the guard and the write are one atomic step on
+both SQLite (under ``BEGIN IMMEDIATE``) and PostgreSQL (row locks, re-checked after a wait).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
+
+from .errors import IdempotencyConflict, ReservationClosed
+from .ledger_models import Balance, EntryKind, Reservation
+from .schema import accounts, ledger_entries, reservations
+
+__all__ = [
+    "account_row",
+    "adjust_account",
+    "append_entry",
+    "balance_of",
+    "check_amount",
+    "check_text",
+    "entry_by_key",
+    "fingerprint",
+    "insert_ignore",
+    "reservation_row",
+    "take_credit",
+    "to_reservation",
+]
+
+
+def fingerprint(*parts: object) -> str:
+    """A digest of an operation's body, to tell a replay from a conflicting reuse of its id."""
+    text = "\x1f".join(str(p) for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def insert_ignore(conn: Connection, table: sa.Table) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` for the connection's dialect (the one difference)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"unsupported database dialect: {conn.dialect.name}")
+
+
+def take_credit(
+    conn: Connection, user_id: str, amount: int, max_in_flight: int, now: datetime
+) -> bool:
+    """Reserve ``amount`` and one in-flight slot iff both are free, in one guarded UPDATE."""
+    c = accounts.c
+    row = conn.execute(
+        sa.update(accounts)
+        .where(
+            c.user_id == user_id,
+            c.credits - c.reserved >= amount,
+            c.in_flight < max_in_flight,
+        )
+        .values(reserved=c.reserved + amount, in_flight=c.in_flight + 1, updated_at=now)
+        .returning(c.user_id)
+    ).first()
+    return row is not None
+
+
+def adjust_account(
+    conn: Connection,
+    user_id: str,
+    now: datetime,
+    *,
+    credits: int = 0,
+    reserved: int = 0,
+    in_flight: int = 0,
+) -> None:
+    """Add the given deltas to the user's account row (the CHECK constraints guard the result)."""
+    c = accounts.c
+    conn.execute(
+        sa.update(accounts)
+        .where(c.user_id == user_id)
+        .values(
+            credits=c.credits + credits,
+            reserved=c.reserved + reserved,
+            in_flight=c.in_flight + in_flight,
+            updated_at=now,
+        )
+    )
+
+
+def account_row(conn: Connection, user_id: str) -> Row[Any] | None:
+    """The user's account row, or ``None`` if the user never had credits."""
+    return conn.execute(sa.select(accounts).where(accounts.c.user_id == user_id)).first()
+
+
+def reservation_row(
+    conn: Connection, reservation_id: str, *, lock: bool = False
+) -> Row[Any] | None:
+    """The reservation row; ``lock`` takes ``FOR UPDATE`` on PostgreSQL (a no-op on SQLite)."""
+    query = sa.select(reservations).where(reservations.c.id == reservation_id)
+    if lock:
+        query = query.with_for_update()
+    return conn.execute(query).first()
+
+
+def entry_by_key(conn: Connection, key: str) -> Row[Any] | None:
+    """The journal entry recorded under ``key``, if any."""
+    return conn.execute(sa.select(ledger_entries).where(ledger_entries.c.key == key)).first()
+
+
+def balance_of(conn: Connection, user_id: str) -> Balance:
+    """The user's balance as stored; all zeros for a user without an account row."""
+    row = account_row(conn, user_id)
+    if row is None:
+        return Balance(user_id=user_id, credits=0, in_use=0, in_flight=0, available=0)
+    return Balance(
+        user_id=user_id,
+        credits=row.credits,
+        in_use=row.reserved,
+        in_flight=row.in_flight,
+        available=row.credits - row.reserved,
+    )
+
+
+def to_reservation(row: Row[Any], *, created: bool = False) -> Reservation:
+    """A ``reservations`` row as the public model."""
+    return Reservation.model_validate({**row._mapping, "created": created})
+
+
+def check_text(value: str, what: str, limit: int) -> str:
+    """``value`` if it is a non-empty string of at most ``limit`` characters, else ValueError."""
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise ValueError(f"{what} must be a string of 1 to {limit} characters")
+    return value
+
+
+def check_amount(amount: int) -> None:
+    """Raise ValueError unless ``amount`` is a positive int (booleans are not amounts)."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
+        raise ValueError("amount must be a positive integer")
+
+
+def append_entry(
+    conn: Connection,
+    key: str,
+    user_id: str,
+    kind: EntryKind,
+    delta: int,
+    reservation_id: str | None,
+    fp: str,
+    now: datetime,
+) -> bool:
+    """Append a journal entry; False if ``key`` already holds this very operation (a replay).
+
+    Raises :class:`IdempotencyConflict` if ``key`` holds another operation, and
+    :class:`ReservationClosed` if the reservation already has an entry of this kind.
+    """
+    inserted = conn.execute(
+        insert_ignore(conn, ledger_entries)
+        .values(
+            key=key,
+            user_id=user_id,
+            kind=kind,
+            delta=delta,
+            reservation_id=reservation_id,
+            fingerprint=fp,
+            created_at=now,
+        )
+        .returning(ledger_entries.c.id)
+    ).first()
+    if inserted is not None:
+        return True
+    existing = entry_by_key(conn, key)
+    if existing is None:
+        # Not our key but the (kind, reservation) unique index: e.g. refunded under another key.
+        raise ReservationClosed(f"Reservation {reservation_id!r} already has a {kind} entry.")
+    if existing.fingerprint != fp:
+        raise IdempotencyConflict(f"Key {key!r} was already used for a different operation.")
+    return False
