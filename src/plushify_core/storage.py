@@ -1,0 +1,282 @@
+"""A small blob store over fsspec: ``file://``, ``memory://`` and ``s3://bucket/prefix``.
+
+Keys are relative, ``/``-separated paths built by the key builders below from validated ids, so
+no user input ever reaches a path. Vendor errors become :class:`~plushify_core.errors.StorageError`
+(retryable for transport failures; ``blob_not_found`` is not retryable). ``file://`` writes are
+atomic (temporary file + rename), so a reader never sees half a blob.
+
+``memory://`` is fsspec's process-wide in-memory filesystem: give each store its own prefix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from fsspec import AbstractFileSystem  # type: ignore[import-untyped, unused-ignore]
+from fsspec.core import url_to_fs  # type: ignore[import-untyped, unused-ignore]
+from fsspec.implementations.local import LocalFileSystem  # type: ignore[import-untyped, unused-ignore]
+
+from .errors import PlushifyError, StorageError
+from .ids import validate_id, validate_user_id
+
+__all__ = [
+    "BlobStore",
+    "generated_key",
+    "original_key",
+    "s3_options_from_env",
+    "scratch_key",
+    "staging_key",
+]
+
+T = TypeVar("T")
+
+_KEY = re.compile(r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*$")
+_EXT = re.compile(r"^[a-z0-9]{1,8}$")
+_CONTENT_TYPES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+}
+ROOT = "plushify"
+
+
+# --- key layout ------------------------------------------------------------------------------
+
+
+def _key(kind: str, user_id: str, generation_id: str, ext: str) -> str:
+    validate_user_id(user_id)
+    validate_id(generation_id)
+    if not isinstance(ext, str) or not _EXT.match(ext):
+        raise ValueError(f"malformed extension: {ext!r}")
+    return f"{ROOT}/{kind}/{user_id}/{generation_id}.{ext}"
+
+
+def original_key(user_id: str, generation_id: str, ext: str) -> str:
+    """``plushify/originals/{user_id}/{generation_id}.{ext}``; ``ValueError`` for bad ids."""
+    return _key("originals", user_id, generation_id, ext)
+
+
+def generated_key(user_id: str, generation_id: str) -> str:
+    """``plushify/generated/{user_id}/{generation_id}.png``; ``ValueError`` for bad ids."""
+    return _key("generated", user_id, generation_id, "png")
+
+
+def staging_key(user_id: str, generation_id: str, ext: str = "bin") -> str:
+    """``plushify/staging/{user_id}/{generation_id}.{ext}``: the raw upload before normalising."""
+    return _key("staging", user_id, generation_id, ext)
+
+
+def scratch_key(user_id: str, generation_id: str) -> str:
+    """``plushify/scratch/{user_id}/{generation_id}.png``: a generated image not yet published."""
+    return _key("scratch", user_id, generation_id, "png")
+
+
+def _check_key(key: str) -> str:
+    # Defence in depth: even keys not made by the builders may never climb out of the root.
+    if not isinstance(key, str) or not _KEY.match(key) or len(key) > 512:
+        raise ValueError(f"malformed storage key: {key!r}")
+    if any(part in {".", ".."} for part in key.split("/")):
+        raise ValueError(f"malformed storage key: {key!r}")
+    return key
+
+
+def _guess_type(key: str) -> str:
+    ext = key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else ""
+    if ext in _CONTENT_TYPES:
+        return _CONTENT_TYPES[ext]
+    guessed, _ = mimetypes.guess_type(key)
+    return guessed or "application/octet-stream"
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def s3_options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """s3fs options from ``PLUSHIFY_S3_ENDPOINT_URL`` / ``PLUSHIFY_S3_REGION``.
+
+    Credentials come from the standard AWS environment (``AWS_ACCESS_KEY_ID``, profiles, roles),
+    which botocore reads itself.
+    """
+    env = os.environ if environ is None else environ
+    options: dict[str, Any] = {}
+    client_kwargs: dict[str, Any] = {}
+    if endpoint := env.get("PLUSHIFY_S3_ENDPOINT_URL"):
+        options["endpoint_url"] = endpoint
+    if region := env.get("PLUSHIFY_S3_REGION"):
+        client_kwargs["region_name"] = region
+    if client_kwargs:
+        options["client_kwargs"] = client_kwargs
+    return options
+
+
+def _classify(exc: BaseException, what: str) -> StorageError:
+    if isinstance(exc, FileNotFoundError):
+        return StorageError(f"No blob at {what}.", retryable=False, code="blob_not_found")
+    if isinstance(exc, PermissionError):
+        return StorageError(
+            f"The blob store refused access to {what}.", retryable=False, code="storage_forbidden"
+        )
+    name = type(exc).__name__
+    return StorageError(
+        f"The blob store failed on {what} ({name}: {exc}).", code="storage_unavailable"
+    )
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+class BlobStore:
+    """Bytes by key on any fsspec filesystem, with content types and presigned URLs on S3."""
+
+    def __init__(self, url: str, *, storage_options: Mapping[str, Any] | None = None) -> None:
+        """Open the store at ``url``; ``storage_options`` go to fsspec (env used for ``s3://``)."""
+        options: dict[str, Any] = {}
+        if url.startswith(("s3://", "s3a://")):
+            options.update(s3_options_from_env())
+            # Listings cached in-process would hide blobs written by other processes.
+            options.setdefault("use_listings_cache", False)
+            # SigV4 presigned URLs (SigV2 is deprecated and refused by newer regions).
+            options.setdefault("config_kwargs", {"signature_version": "s3v4"})
+        options.update(storage_options or {})
+        try:
+            fs, root = url_to_fs(url, **options)
+        except ImportError as e:
+            raise StorageError(
+                f"Storage URL {url!r} needs an extra package ({e}); for s3:// install "
+                "plushify[s3].",
+                retryable=False,
+                code="storage_not_installed",
+            ) from e
+        self.base_url = url
+        self.fs: AbstractFileSystem = fs
+        self._root = str(root).rstrip("/")
+        self._local = isinstance(fs, LocalFileSystem)
+        self._s3 = "s3" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+        if self._local:
+            os.makedirs(self._root, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"BlobStore({self.base_url!r})"
+
+    def _path(self, key: str) -> str:
+        return f"{self._root}/{_check_key(key)}" if self._root else _check_key(key)
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except PlushifyError:
+            raise
+        except Exception as e:
+            raise _classify(e, what) from e
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        """Store ``data`` at ``key`` (replacing it); ``content_type`` is recorded on S3."""
+        path = self._path(key)
+        ctype = content_type or _guess_type(key)
+        if self._local:
+            self._call(key, lambda: _atomic_write(path, data))
+        elif self._s3:
+            self._call(key, lambda: self.fs.pipe_file(path, data, ContentType=ctype))
+        else:
+            self._call(key, lambda: self.fs.pipe_file(path, data))
+
+    def get(self, key: str) -> bytes:
+        """The bytes at ``key``; ``StorageError(code="blob_not_found")`` when missing."""
+        path = self._path(key)
+        data = self._call(key, lambda: self.fs.cat_file(path))
+        return bytes(data)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a missing key is fine (deletes are retried and must be idempotent)."""
+        path = self._path(key)
+        try:
+            self._call(key, lambda: self.fs.rm_file(path))
+        except StorageError as e:
+            if e.code != "blob_not_found":
+                raise
+
+    def exists(self, key: str) -> bool:
+        """Whether a blob is stored at ``key``; transport errors raise instead of saying no."""
+        path = self._path(key)
+        if self._local:
+            return os.path.isfile(path)
+        try:
+            info = self._call(key, lambda: self.fs.info(path))
+        except StorageError as e:
+            if e.code == "blob_not_found":
+                return False
+            raise
+        return bool(info.get("type") == "file")
+
+    def copy(self, src: str, dst: str) -> None:
+        """Copy ``src`` to ``dst`` (server-side on S3, atomically on local disk)."""
+        src_path, dst_path = self._path(src), self._path(dst)
+        if self._local:
+            self._call(src, lambda: _atomic_write(dst_path, _read_file(src_path)))
+        elif self._s3:
+            self._call(src, lambda: self.fs.cp_file(src_path, dst_path))
+        else:
+            data = self.get(src)
+            self._call(dst, lambda: self.fs.pipe_file(dst_path, data))
+
+    def content_type(self, key: str) -> str:
+        """The content type stored with ``key`` (S3) or derived from its extension."""
+        if self._s3:
+            path = self._path(key)
+            info = self._call(key, lambda: self.fs.info(path))
+            recorded = info.get("ContentType")
+            if isinstance(recorded, str) and recorded:
+                return recorded
+        return _guess_type(_check_key(key))
+
+    def size(self, key: str) -> int:
+        """The size of the blob at ``key`` in bytes."""
+        path = self._path(key)
+        return int(self._call(key, lambda: self.fs.size(path)))
+
+    def url(self, key: str, expires: int = 3600) -> str | None:
+        """A presigned GET URL valid ``expires`` seconds on S3; ``None`` elsewhere."""
+        if not self._s3:
+            return None
+        if expires <= 0:
+            raise ValueError("expires must be positive")
+        path = self._path(key)
+        return str(self._call(key, lambda: self.fs.sign(path, expiration=int(expires))))
+
+    def keys(self, prefix: str = ROOT) -> list[str]:
+        """Every key under ``prefix``, sorted (for clean-up jobs and 'nothing stored' checks)."""
+        base = self._path(prefix.strip("/"))
+        found = self._call(prefix, lambda: self.fs.find(base))
+        strip = f"{self._root}/"
+        names = [str(p).removeprefix(strip).lstrip("/") for p in found]
+        # Temporary files of in-flight atomic writes are not blobs.
+        return sorted(n for n in names if not n.rsplit("/", 1)[-1].startswith(".tmp-"))
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
