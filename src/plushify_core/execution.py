@@ -1,0 +1,290 @@
+"""One execution of a run: claim it under a lease, replay and run its steps, release it.
+
+The claim is one guarded UPDATE (queued and due, or running under an expired lease) inside a
+write transaction that also counts the run's concurrency slots under the key lock. Every way out
+of ``running`` (retry later, completed, failed, cancelled) is guarded by the lease token, frees
+the slot and wakes the oldest waiter; hooks run after the transaction commits, only for the
+execution whose guarded UPDATE won, which is what makes ``on_failure`` run once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+from pydantic import TypeAdapter
+from sqlalchemy.engine import Connection
+
+from .context import Cancelled, FailRun, LeaseLost, RetryLater, RunContext, describe
+from .database import transaction
+from .ids import new_id
+from .leases import Heartbeat, Lease, count_running, lock_key, wake_waiters
+from .runs import RunRecord, StepRecord
+from .schema import runs, steps
+
+if TYPE_CHECKING:
+    from .engine import Engine, Pipeline
+
+__all__ = ["Outcome", "OutcomeStatus", "cancel_hook", "execute", "failure_hook", "to_final"]
+
+log = logging.getLogger("plushify_core.engine")
+
+OutcomeStatus = Literal["queued", "running", "completed", "failed", "cancelled", "missing"]
+"""A run's status after an execution; ``missing`` when the run does not exist (e.g. deleted)."""
+
+_ANY: TypeAdapter[Any] = TypeAdapter(Any)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an execution left behind, for the runner.
+
+    ``delay`` is the number of seconds after which the run should be executed again (a retry
+    backoff or a wait for a concurrency slot), or ``None`` when there is nothing to schedule
+    (finished, or owned by another execution). ``wake`` lists runs that were waiting for the
+    concurrency slot this run released: dispatch them now.
+    """
+
+    status: OutcomeStatus
+    delay: float | None = None
+    wake: tuple[str, ...] = ()
+
+
+def execute(engine: Engine, run_id: str) -> Outcome:
+    """Claim the run and execute it until it finishes, must wait, or is owned elsewhere."""
+    claim = _claim(engine, run_id)
+    if isinstance(claim, Outcome):
+        return claim
+    run, lease, pipeline = claim
+    with transaction(engine.db, write=False) as conn:
+        rows = conn.execute(sa.select(steps).where(steps.c.run_id == run_id)).mappings()
+        recorded = {s.name: s for s in map(StepRecord.from_row, rows)}
+    ctx = RunContext(
+        db=engine.db,
+        clock=engine.clock,
+        rng=engine.rng,
+        run=run,
+        lease=lease,
+        recorded=recorded,
+        retry=pipeline.retry,
+    )
+    extra = {"run_id": run_id, "pipeline": pipeline.name, "attempt": run.attempts}
+    log.info("run started", extra=extra)
+    release = _Release(engine, pipeline, run, lease)
+    try:
+        with Heartbeat(engine.db, engine.clock, lease, engine.heartbeat_interval):
+            result = pipeline.fn(ctx, run.payload)
+    except RetryLater as later:
+        return release("queued", later.error, delay=later.delay)
+    except FailRun as failed:
+        return release("failed", failed.error)
+    except Cancelled:
+        return release("cancelled", None)
+    except LeaseLost:
+        log.warning("lease lost; another execution owns the run", extra=extra)
+        return Outcome("running")
+    except Exception as exc:
+        # Pipeline code outside any step is deterministic glue: running it again will not help.
+        log.exception("pipeline raised outside a step", extra=extra)
+        return release("failed", describe(exc))
+    return release("completed", None, result=result)
+
+
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        sa.and_(
+            runs.c.status == "queued",
+            sa.or_(runs.c.next_attempt_at.is_(None), runs.c.next_attempt_at <= now),
+        ),
+        sa.and_(
+            runs.c.status == "running",
+            sa.or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at <= now),
+        ),
+    )
+
+
+def _claim(engine: Engine, run_id: str) -> Outcome | tuple[RunRecord, Lease, Pipeline]:
+    now = engine.clock.now()
+    with transaction(engine.db) as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+        if row is None:
+            return Outcome("missing")
+        run = RunRecord.from_row(row)
+        if run.finished:
+            return Outcome(run.status)
+        pipeline = engine.pipeline(run.pipeline)
+        expired = run.lease_expires_at is None or run.lease_expires_at <= now
+        if run.status == "running" and not expired:
+            return Outcome("running")
+        if run.status == "queued" and run.next_attempt_at and run.next_attempt_at > now:
+            return Outcome("queued", (run.next_attempt_at - now).total_seconds())
+        claimable = sa.and_(runs.c.id == run_id, _claimable(now))
+        if run.cancel_requested:
+            done = to_final(conn, claimable, "cancelled", None, now)
+            if done is None:
+                return Outcome("running")
+        else:
+            key, limit = run.concurrency_key, pipeline.concurrency_limit
+            if key is not None and limit is not None:
+                lock_key(conn, key)
+                if count_running(conn, key, now, exclude=run_id) >= limit:
+                    return _wait_for_slot(engine, conn, claimable, now)
+            lease = Lease(run_id, f"{engine.worker_id}:{new_id()[:12]}", engine.lease_seconds)
+            claimed = (
+                conn.execute(
+                    sa.update(runs)
+                    .where(claimable)
+                    .values(
+                        status="running",
+                        lease_owner=lease.token,
+                        lease_expires_at=lease.expiry(now),
+                        attempts=runs.c.attempts + 1,
+                        waiting_since=None,
+                        started_at=sa.func.coalesce(runs.c.started_at, now),
+                        updated_at=now,
+                    )
+                    .returning(*runs.c)
+                )
+                .mappings()
+                .first()
+            )
+            if claimed is None:
+                return Outcome("running")
+            return RunRecord.from_row(claimed), lease, pipeline
+    log.info("run cancelled", extra={"run_id": run_id, "pipeline": pipeline.name})
+    cancel_hook(pipeline, done)
+    return Outcome("cancelled")
+
+
+def _wait_for_slot(engine: Engine, conn: Connection, claimable: Any, now: datetime) -> Outcome:
+    # No attempt is consumed: only next_attempt_at moves (and a dead owner's lease is cleared).
+    conn.execute(
+        sa.update(runs)
+        .where(claimable)
+        .values(
+            status="queued",
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=now + timedelta(seconds=engine.slot_wait),
+            waiting_since=sa.func.coalesce(runs.c.waiting_since, now),
+            updated_at=now,
+        )
+    )
+    return Outcome("queued", engine.slot_wait)
+
+
+def to_final(
+    conn: Connection, guard: Any, status: str, error: str | None, now: datetime, **more: Any
+) -> RunRecord | None:
+    """Move the guarded run to a final status; the new record, or ``None`` if another won."""
+    row = (
+        conn.execute(
+            sa.update(runs)
+            .where(guard)
+            .values(
+                status=status,
+                error=error,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=None,
+                waiting_since=None,
+                finished_at=now,
+                updated_at=now,
+                **more,
+            )
+            .returning(*runs.c)
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else RunRecord.from_row(row)
+
+
+@dataclass
+class _Release:
+    """Leave ``running`` under our lease, free the slot and wake a waiter, then run hooks."""
+
+    engine: Engine
+    pipeline: Pipeline
+    run: RunRecord
+    lease: Lease
+
+    def __call__(
+        self, status: str, error: str | None, *, delay: float = 0.0, result: Any = None
+    ) -> Outcome:
+        run, pipeline, now = self.run, self.pipeline, self.engine.clock.now()
+        extra = {"run_id": run.id, "pipeline": pipeline.name, "attempt": run.attempts}
+        wake: tuple[str, ...] = ()
+        done: RunRecord | None
+        with transaction(self.engine.db) as conn:
+            if run.concurrency_key is not None:
+                # Key lock first, row second, everywhere: no lock-order deadlock on PostgreSQL.
+                lock_key(conn, run.concurrency_key)
+            if status == "queued":
+                moved = conn.execute(
+                    sa.update(runs)
+                    .where(self.lease.owned())
+                    .values(
+                        status="queued",
+                        error=error,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        next_attempt_at=now + timedelta(seconds=delay),
+                        updated_at=now,
+                    )
+                ).rowcount
+                done = run if moved == 1 else None
+            else:
+                more = {"result": _jsonable(result)} if status == "completed" else {}
+                done = to_final(conn, self.lease.owned(), status, error, now, **more)
+            if done is None:
+                log.warning("lease lost before the run was released", extra=extra)
+                return Outcome("running")
+            if run.concurrency_key is not None and pipeline.concurrency_limit is not None:
+                wake = wake_waiters(conn, run.concurrency_key, pipeline.concurrency_limit, now)
+        if status == "queued":
+            log.info("run will retry", extra={**extra, "delay": delay, "error": error})
+            return Outcome("queued", delay, wake)
+        ms = int((now - (run.started_at or now)).total_seconds() * 1000)
+        if status == "completed":
+            log.info("run completed", extra={**extra, "duration_ms": ms})
+        elif status == "failed":
+            log.error("run failed", extra={**extra, "duration_ms": ms, "error": error})
+            failure_hook(pipeline, done, error or "failed")
+        else:
+            log.info("run cancelled", extra={**extra, "duration_ms": ms})
+            cancel_hook(pipeline, done)
+        return Outcome(done.status, None, wake)
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return _ANY.dump_python(value, mode="json")
+    except Exception:
+        # A pipeline's return value is informative only; an odd one must not fail the run.
+        return repr(value)
+
+
+def failure_hook(pipeline: Pipeline, run: RunRecord, error: str) -> None:
+    """Call ``on_failure``; its own exception is logged with its traceback, never lost."""
+    if pipeline.on_failure is not None:
+        try:
+            pipeline.on_failure(run, error)
+        except Exception:
+            log.exception(
+                "on_failure hook raised", extra={"run_id": run.id, "pipeline": run.pipeline}
+            )
+
+
+def cancel_hook(pipeline: Pipeline, run: RunRecord) -> None:
+    """Call ``on_cancel``; its own exception is logged with its traceback, never lost."""
+    if pipeline.on_cancel is not None:
+        try:
+            pipeline.on_cancel(run)
+        except Exception:
+            log.exception(
+                "on_cancel hook raised", extra={"run_id": run.id, "pipeline": run.pipeline}
+            )
