@@ -117,3 +117,20 @@ def test_dotenv_file_is_read() -> None:
 
     assert settings.api_key is not None and settings.api_key.get_secret_value() == "from-dotenv"
     assert settings.timeout == 30.0
+
+
+def test_vertex_environment_does_not_divert_the_client(
+    monkeypatch: pytest.MonkeyPatch,
+    fake_gemini: FakeGeminiServer,
+    gemini_settings: GeminiSettings,
+    photo: bytes,
+) -> None:
+    """GOOGLE_GENAI_USE_VERTEXAI in the environment does not switch the API-key client to Vertex."""
+    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
+
+    with GeminiModel(gemini_settings) as model:
+        model.analyze(photo, "image/jpeg")
+
+    (request,) = fake_gemini.requests
+    assert request.path.endswith("/models/gemini-2.5-flash:generateContent")
+    assert "projects/" not in request.path

@@ -64,7 +64,8 @@ class GeminiModel:
             timeout=max(1, round(self.settings.timeout * 1000)),  # the SDK wants milliseconds
             retry_options=types.HttpRetryOptions(attempts=1),  # the engine retries, not the SDK
         )
-        self._client = genai.Client(api_key=key, http_options=http_options)
+        # vertexai=False: an API key means the Gemini Developer API, whatever GOOGLE_GENAI_* says.
+        self._client = genai.Client(vertexai=False, api_key=key, http_options=http_options)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> GeminiModel:
