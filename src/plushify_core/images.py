@@ -1,0 +1,320 @@
+"""Upload validation and normalisation: the only code that opens untrusted image bytes.
+
+``validate_image`` runs before anything is stored or reserved: size first, then the type sniffed
+from the bytes (never the filename or declared content type), then the pixel count read from the
+header *before* Pillow decodes anything (a decompression bomb never allocates), then a full decode
+with only the sniffed format's Pillow plugin enabled. Every rejection is ``InvalidImage`` with a
+``code``: ``empty``, ``too_large``, ``unsupported_type``, ``too_many_pixels`` or ``corrupt``.
+
+``normalize_image`` turns an accepted upload into the stored original: EXIF orientation applied,
+all metadata dropped (GPS!), colours converted to sRGB RGB (alpha composited on white), downscaled
+to a long side, re-encoded as JPEG.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+from dataclasses import dataclass, field
+from typing import Final
+
+from PIL import Image, ImageCms, ImageOps
+
+from .errors import InvalidImage
+
+__all__ = [
+    "ACCEPTED_TYPES",
+    "ImageInfo",
+    "NormalizedImage",
+    "normalize_image",
+    "sniff_format",
+    "validate_image",
+]
+
+_log = logging.getLogger(__name__)
+
+# format -> (content type, extension, Pillow plugin names)
+_FORMATS: Final = {
+    "jpeg": ("image/jpeg", "jpg", ("JPEG",)),
+    "png": ("image/png", "png", ("PNG",)),
+    "webp": ("image/webp", "webp", ("WEBP",)),
+    "gif": ("image/gif", "gif", ("GIF",)),
+}
+ACCEPTED_TYPES: Final = tuple(ct for ct, _, _ in _FORMATS.values())
+_SOF_MARKERS: Final = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC)}) | {
+    0xCD,
+    0xCE,
+    0xCF,
+}
+_UNSUPPORTED_MESSAGE: Final = "Unsupported file type: please upload a JPEG, PNG, WebP or GIF photo."
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What validation learnt about an accepted upload."""
+
+    format: str
+    content_type: str
+    ext: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedImage:
+    """The stored original: metadata-free sRGB JPEG bytes and their size."""
+
+    data: bytes = field(repr=False)
+    content_type: str
+    ext: str
+    width: int
+    height: int
+
+
+# --- sniffing ----------------------------------------------------------------------------------
+
+
+def sniff_format(data: bytes) -> str | None:
+    """``"jpeg"``, ``"png"``, ``"webp"`` or ``"gif"`` from the magic bytes, else ``None``."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    return None
+
+
+def _unsupported_message(data: bytes) -> str:
+    head = data[:256].lstrip().lower()
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"avif"):
+        return "HEIC/AVIF photos are not supported yet: please upload a JPEG, PNG or WebP copy."
+    for marker, kind in (
+        (b"%pdf", "a PDF document"),
+        (b"<svg", "an SVG drawing"),
+        (b"<?xml", "an XML/SVG document"),
+        (b"<!doctype", "an HTML page"),
+        (b"<html", "an HTML page"),
+    ):
+        if head.startswith(marker):
+            return f"This is {kind}, not a photo. " + _UNSUPPORTED_MESSAGE
+    return _UNSUPPORTED_MESSAGE
+
+
+# --- header dimensions (read without decoding) ------------------------------------------------
+
+
+def _header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
+    """Width and height declared by the header, or ``None`` when they cannot be found."""
+    try:
+        if fmt == "png":
+            if data[12:16] != b"IHDR":
+                return None
+            w, h = struct.unpack(">II", data[16:24])
+            return int(w), int(h)
+        if fmt == "gif":
+            w, h = struct.unpack("<HH", data[6:10])
+            return int(w), int(h)
+        if fmt == "webp":
+            return _webp_size(data)
+        if fmt == "jpeg":
+            return _jpeg_size(data)
+    except (struct.error, IndexError):
+        return None
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk, body = data[12:16], data[20:]
+    if chunk == b"VP8 " and body[3:6] == b"\x9d\x01\x2a":
+        w, h = struct.unpack("<HH", body[6:10])
+        return w & 0x3FFF, h & 0x3FFF
+    if chunk == b"VP8L" and body[:1] == b"\x2f":
+        bits = int.from_bytes(body[1:5], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        w = int.from_bytes(body[4:7], "little") + 1
+        h = int.from_bytes(body[7:10], "little") + 1
+        return w, h
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    pos, end = 2, len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # standalone markers
+            pos += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header
+            return None
+        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        if marker in _SOF_MARKERS:
+            h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return int(w), int(h)
+        pos += 2 + length
+    return None
+
+
+# --- decoding ---------------------------------------------------------------------------------
+
+
+def _pixel_limit(max_pixels: int | None) -> int:
+    # Pillow's own bomb threshold applies too, so its warning/error never has to fire.
+    limits = [n for n in (max_pixels, Image.MAX_IMAGE_PIXELS) if n]
+    return int(min(limits)) if limits else 2**62
+
+
+def _too_many(width: int, height: int, limit: int) -> InvalidImage:
+    return InvalidImage(
+        f"The image is {width}x{height} pixels; at most {limit:,} pixels are accepted.",
+        code="too_many_pixels",
+    )
+
+
+def _corrupt(detail: str = "") -> InvalidImage:
+    suffix = f" ({detail})" if detail else ""
+    return InvalidImage(
+        f"The image is damaged or incomplete and cannot be read{suffix}.", code="corrupt"
+    )
+
+
+def _decode(data: bytes, max_pixels: int | None) -> tuple[Image.Image, str]:
+    """Open and fully decode ``data`` (first frame), enforcing type and pixel limits."""
+    if not data:
+        raise InvalidImage("The file is empty.", code="empty")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise InvalidImage(_unsupported_message(data), code="unsupported_type")
+    limit = _pixel_limit(max_pixels)
+    declared = _header_size(data, fmt)
+    if declared is not None:
+        if declared[0] * declared[1] > limit:
+            raise _too_many(*declared, limit)
+        if declared[0] <= 0 or declared[1] <= 0:
+            raise _corrupt("no width or height")
+    try:
+        # Only the sniffed format's plugin may run: no other decoder ever sees these bytes.
+        img = Image.open(io.BytesIO(data), formats=list(_FORMATS[fmt][2]))
+        width, height = img.size
+        if width <= 0 or height <= 0:
+            raise _corrupt("no width or height")
+        if width * height > limit:
+            raise _too_many(width, height, limit)
+        img.load()
+        if img.size[0] * img.size[1] > limit:
+            raise _too_many(*img.size, limit)
+    except InvalidImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError) as e:
+        raise InvalidImage(
+            "The image has too many pixels to be processed safely.", code="too_many_pixels"
+        ) from e
+    except Exception as e:  # Pillow signals bad data with many exception types
+        raise _corrupt(type(e).__name__) from e
+    return img, fmt
+
+
+def validate_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
+    """Check an upload before anything is stored or reserved; raise ``InvalidImage`` if bad."""
+    if not data:
+        raise InvalidImage("The file is empty.", code="empty")
+    if len(data) > max_bytes:
+        raise InvalidImage(
+            f"The file is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.1f} MiB.",
+            code="too_large",
+        )
+    img, fmt = _decode(data, max_pixels)
+    with img:
+        content_type, ext, _ = _FORMATS[fmt]
+        return ImageInfo(fmt, content_type, ext, img.size[0], img.size[1])
+
+
+# --- normalisation ----------------------------------------------------------------------------
+
+
+def _orient(img: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception as e:
+        # A broken or absurd orientation tag is ignored rather than failing the photo.
+        _log.debug("ignoring unusable EXIF orientation: %r", e)
+        return img
+
+
+def _flatten(img: Image.Image) -> Image.Image:
+    """Bring any mode to RGB, L or CMYK (still in the source colour space), alpha on white."""
+    mode = img.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        as_int = img.convert("I") if mode != "F" else img
+        return as_int.point(lambda v: v * (1 / 256)).convert("L")
+    if mode in ("P", "PA", "LA", "La", "RGBA", "RGBa") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        white.alpha_composite(rgba)
+        return white.convert("RGB")
+    if mode == "1":
+        return img.convert("L")
+    if mode in ("RGB", "L", "CMYK"):
+        return img
+    return img.convert("RGB")
+
+
+def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            converted = ImageCms.profileToProfile(
+                img, source, ImageCms.createProfile("sRGB"), outputMode="RGB"
+            )
+            if converted is not None:
+                return converted
+        except Exception as e:  # a broken or mismatched profile: fall back to a plain conversion
+            _log.debug("ignoring unusable ICC profile: %r", e)
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _downscale(img: Image.Image, max_long_side: int) -> Image.Image:
+    width, height = img.size
+    long_side = max(width, height)
+    if long_side <= max_long_side:
+        return img
+    scale = max_long_side / long_side
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def normalize_image(
+    data: bytes, *, max_long_side: int = 2048, max_pixels: int | None = None, quality: int = 90
+) -> NormalizedImage:
+    """Re-encode an upload as the stored original: upright, metadata-free, sRGB JPEG.
+
+    ``max_pixels`` defaults to Pillow's bomb threshold; raises ``InvalidImage`` like validation.
+    """
+    img, _ = _decode(data, max_pixels)
+    try:
+        icc = img.info.get("icc_profile")
+        upright = _orient(img)
+        rgb = _to_srgb(_flatten(upright), icc if isinstance(icc, bytes) else None)
+        small = _downscale(rgb, max_long_side)
+        # A fresh image from raw pixels carries nothing over: no EXIF, GPS, XMP, ICC, comments.
+        clean = Image.frombytes("RGB", small.size, small.tobytes())
+        out = io.BytesIO()
+        clean.save(out, "JPEG", quality=quality, optimize=True)
+    except InvalidImage:
+        raise
+    except Exception as e:
+        raise InvalidImage(
+            f"The image could not be converted ({type(e).__name__}).", code="unsupported_type"
+        ) from e
+    finally:
+        img.close()
+    return NormalizedImage(out.getvalue(), "image/jpeg", "jpg", clean.size[0], clean.size[1])
