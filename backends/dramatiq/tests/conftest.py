@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from dramatiq.broker import Broker
 from plushify_dramatiq.brokers import build_broker
+from plushify_dramatiq.runner import DramatiqRunner
 from plushify_dramatiq.settings import DramatiqSettings
+from plushify_dramatiq.testing import WorkerProcess, settings_env
+
+from plushify_core.database import create_engine
+from plushify_core.engine import Engine
 
 pytest_plugins = ["plushify_core.testing.fixtures"]
 
@@ -74,6 +80,7 @@ def options(broker_kind: str, queue_name: str) -> DramatiqSettings:
         redis_maintenance_chance=1_000_000,
         time_limit=120.0,
         sweep_interval=0.5,
+        sweep_grace=1.0,
     )
 
 
@@ -103,3 +110,84 @@ def _drop_queue(broker: Broker, queue: str) -> None:
         keys = list(broker.client.scan_iter(match=f"{broker.namespace}:*{queue}*"))
         if keys:
             broker.client.delete(*keys)
+
+
+# --- real worker subprocesses ------------------------------------------------------------
+
+LEASE_SECONDS = 4.0
+
+
+def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
+    """Poll ``predicate`` until true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def effects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The directory where the test pipeline's steps record their side effects."""
+    path = tmp_path / "effects"
+    path.mkdir()
+    monkeypatch.setenv("PLUSHIFY_TEST_EFFECTS", str(path))
+    return path
+
+
+@pytest.fixture
+def worker_db_url(postgres_url: str) -> str:
+    """The database workers and the test share: PostgreSQL (tests override it for SQLite)."""
+    return postgres_url
+
+
+@pytest.fixture
+def worker_env(
+    options: DramatiqSettings, worker_db_url: str, effects: Path, tmp_path: Path
+) -> dict[str, str]:
+    """The environment of a worker subprocess running the five-step test pipeline."""
+    return {
+        **settings_env(options),
+        "PLUSHIFY_DATABASE_URL": worker_db_url,
+        "PLUSHIFY_DATA_DIR": str(tmp_path / "data"),
+        "PLUSHIFY_LEASE_SECONDS": str(LEASE_SECONDS),
+        "PLUSHIFY_PIPELINES": "dramatiq_pipelines:register",
+        "PLUSHIFY_TEST_EFFECTS": str(effects),
+    }
+
+
+@pytest.fixture
+def start_worker(
+    worker_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start ``dramatiq plushify_dramatiq.worker`` subprocesses; all are killed afterwards."""
+    started: list[WorkerProcess] = []
+
+    def start(*, threads: int = 4, processes: int = 1, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(
+            tmp_path / f"worker-{len(started)}.log",
+            env={**worker_env, **env},
+            processes=processes,
+            threads=threads,
+            pythonpath=(TESTS_DIR,),
+        )
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+@pytest.fixture
+def producer(
+    worker_db_url: str, options: DramatiqSettings, broker: Broker
+) -> Iterator[DramatiqRunner]:
+    """The web side: an engine with the test pipeline and a runner that only sends."""
+    import dramatiq_pipelines
+
+    db = create_engine(worker_db_url)
+    engine = Engine(db, lease_seconds=LEASE_SECONDS)
+    dramatiq_pipelines.register(engine)
+    yield DramatiqRunner(engine, options=options, broker=broker)
+    db.dispose()
