@@ -120,19 +120,24 @@ def count_running(conn: Connection, key: str, now: datetime, *, exclude: str) ->
 def wake_waiters(conn: Connection, key: str, limit: int, now: datetime) -> tuple[str, ...]:
     """Make the oldest runs waiting for a ``key`` slot due now, one per free slot; their ids.
 
-    Call with the key locked, after the calling run released its slot.
+    Call with the key locked, after the calling run released its slot. Waiters already woken
+    (due, not yet claimed) count as taking a slot, so a slot is never promised twice.
     """
-    free = limit - count_running(conn, key, now, exclude="")
+    waiting = sa.and_(
+        runs.c.concurrency_key == key,
+        runs.c.status == "queued",
+        runs.c.waiting_since.is_not(None),
+    )
+    woken = conn.execute(
+        sa.select(sa.func.count()).select_from(runs).where(waiting, runs.c.next_attempt_at <= now)
+    ).scalar_one()
+    free = limit - count_running(conn, key, now, exclude="") - int(woken)
     if free <= 0:
         return ()
     ids = tuple(
         conn.execute(
             sa.select(runs.c.id)
-            .where(
-                runs.c.concurrency_key == key,
-                runs.c.status == "queued",
-                runs.c.waiting_since.is_not(None),
-            )
+            .where(waiting, runs.c.next_attempt_at > now)
             .order_by(runs.c.waiting_since, runs.c.created_at)
             .limit(free)
         ).scalars()
