@@ -88,7 +88,7 @@ def test_concurrent_fail_calls_on_failure_once(db: SQLEngine) -> None:
 
 
 def test_expired_lease_is_reclaimed_and_the_old_owner_records_nothing(db: SQLEngine) -> None:
-    """A stalled worker past its lease loses the run: the new owner finishes, the old records nothing."""
+    """A stalled worker loses the run: the new owner finishes, the old records nothing."""
     engine, clock = manual_engine(db, lease_seconds=30.0)
     effects = SideEffects()
     nested: list[Outcome] = []
@@ -165,7 +165,7 @@ def test_heartbeat_renews_the_lease_during_a_long_step(db: SQLEngine) -> None:
 
 
 def test_concurrency_limit_holds_across_engines_sharing_the_database(database_url: str) -> None:
-    """Two engines (separate pools, like two processes), limit 2: 2 claim, 4 wait, no attempt used."""
+    """Two engines (two pools, like two processes), limit 2: 2 claim, 4 wait without an attempt."""
     clock = ManualClock()
     dbs = [create_engine(database_url), create_engine(database_url)]
     release = threading.Event()
@@ -214,7 +214,7 @@ def test_concurrency_limit_holds_across_engines_sharing_the_database(database_ur
 
 
 def test_due_runs_respects_grace_and_reports_expired_leases(db: SQLEngine) -> None:
-    """due_runs(): queued runs only after the grace period; running runs once their lease expired."""
+    """due_runs(): queued runs after the grace period; running runs once their lease expired."""
     engine, clock = manual_engine(db, lease_seconds=30.0, sweep_grace=10.0)
     seen: list[list[str]] = []
 
