@@ -1,0 +1,52 @@
+"""``LocalModel``: the offline, deterministic Plushify model (analysis + plush stylizer)."""
+
+from __future__ import annotations
+
+import cv2
+
+from plushify_core.errors import ModelError
+from plushify_core.model import Analysis
+from plushify_core.settings import Settings
+
+from .analysis import analyze_image
+from .decode import Bgr, decode_image, encode_png
+from .detection import detect_faces, is_grayscale
+from .stylizer import stylize
+
+__all__ = ["LocalModel"]
+
+
+class LocalModel:
+    """Analyses photos with OpenCV's Haar cascades and renders them as plush toys, offline.
+
+    Stateless and thread-safe; the same input always gives the same answer and the same bytes.
+    """
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> LocalModel:
+        """The entry-point factory (``plushify.models`` → ``local``); needs no settings."""
+        return cls()
+
+    def analyze(self, image: bytes, content_type: str) -> Analysis:
+        """Say whether the photo shows a person, a pet or something else, and describe it."""
+        pixels = decode_image(image, content_type)
+        try:
+            return analyze_image(pixels)
+        except cv2.error as exc:
+            raise ModelError(f"analysis failed: {exc}", retryable=False) from exc
+
+    def generate(self, image: bytes, content_type: str, prompt: str) -> bytes:
+        """Return PNG bytes of the plush picture (longest side at most 1024 px).
+
+        ``prompt`` is accepted for the protocol; the offline stylizer follows the photo itself.
+        """
+        pixels = decode_image(image, content_type)
+        try:
+            return encode_png(self._render(pixels))
+        except cv2.error as exc:
+            raise ModelError(f"generation failed: {exc}", retryable=False) from exc
+
+    @staticmethod
+    def _render(pixels: Bgr) -> Bgr:
+        faces = detect_faces(pixels, grayscale=is_grayscale(pixels))
+        return stylize(pixels, faces)
