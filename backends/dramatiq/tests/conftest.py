@@ -163,13 +163,16 @@ def start_worker(
     """Start ``dramatiq plushify_dramatiq.worker`` subprocesses; all are killed afterwards."""
     started: list[WorkerProcess] = []
 
-    def start(*, threads: int = 4, processes: int = 1, **env: str) -> WorkerProcess:
+    def start(
+        *, threads: int = 4, processes: int = 1, entry: str = "dramatiq", **env: str
+    ) -> WorkerProcess:
         worker = WorkerProcess(
             tmp_path / f"worker-{len(started)}.log",
             env={**worker_env, **env},
             processes=processes,
             threads=threads,
             pythonpath=(TESTS_DIR,),
+            entry=entry,
         )
         started.append(worker)
         return worker.start()

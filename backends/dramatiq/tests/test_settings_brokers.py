@@ -9,6 +9,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Retries, TimeLimit
 from plushify_dramatiq.brokers import build_broker
+from plushify_dramatiq.cli import worker_argv
 from plushify_dramatiq.settings import DramatiqSettings
 from pydantic import ValidationError
 
@@ -74,3 +75,21 @@ def test_prometheus_middleware_is_switched_on_from_settings() -> None:
         return any(isinstance(m, Prometheus) for m in broker.middleware)
 
     assert has_prometheus(True) and not has_prometheus(False)
+
+
+def test_worker_command_arguments_come_from_settings_unless_given() -> None:
+    """``plushify worker`` runs Dramatiq's CLI with PLUSHIFY_WORKER_PROCESSES/THREADS."""
+    options = DramatiqSettings(worker_processes=3, worker_threads=5)
+    assert worker_argv(options) == [
+        "plushify_dramatiq.worker",
+        "--processes",
+        "3",
+        "--threads",
+        "5",
+    ]
+    assert worker_argv(options, processes=1, threads=2)[1:] == [
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+    ]

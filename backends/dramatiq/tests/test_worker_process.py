@@ -48,6 +48,18 @@ def test_a_run_completes_through_a_real_worker(
     assert step_counts(effects, run.id) == [1, 1, 1, 1, 1]
 
 
+def test_the_worker_click_command_starts_workers_that_execute_runs(
+    producer: DramatiqRunner, start_worker: StartWorker, effects: Path
+) -> None:
+    """``worker_command`` (what ``plushify worker`` runs) consumes the configured queue."""
+    worker = start_worker(entry="command", processes=1, threads=2)
+    run = producer.engine.submit(pipelines.PIPELINE, {})
+    producer.dispatch(run.id)
+    wait_for(finished(producer, run.id), timeout=60, what="the run to finish")
+    assert producer.engine.get_run(run.id).status == "completed"
+    assert "Worker process is ready for action." in worker.log()
+
+
 @pytest.mark.usefixtures("postgres_url")
 class TestOnPostgres:
     """Behaviours proven on PostgreSQL, the production database."""

@@ -18,9 +18,15 @@ from types import TracebackType
 
 from .settings import DramatiqSettings
 
-__all__ = ["WorkerProcess", "settings_env"]
+__all__ = ["ENTRIES", "WorkerProcess", "settings_env"]
 
 READY_LINE = "Worker process is ready for action."
+
+#: How a worker can be started: the plain Dramatiq CLI, or the ``worker`` click command.
+ENTRIES: dict[str, tuple[str, ...]] = {
+    "dramatiq": ("-m", "dramatiq", "plushify_dramatiq.worker"),
+    "command": ("-c", "from plushify_dramatiq.cli import worker_command; worker_command()"),
+}
 
 
 def settings_env(settings: DramatiqSettings) -> dict[str, str]:
@@ -38,7 +44,8 @@ class WorkerProcess:
     """``dramatiq plushify_dramatiq.worker`` as a subprocess with its log in ``log_path``.
 
     ``env`` is added to the current environment; ``pythonpath`` entries are prepended so a test's
-    pipeline module (``PLUSHIFY_PIPELINES``) is importable in the worker.
+    pipeline module (``PLUSHIFY_PIPELINES``) is importable in the worker. ``entry`` picks one of
+    :data:`ENTRIES`.
     """
 
     def __init__(
@@ -49,14 +56,14 @@ class WorkerProcess:
         processes: int = 1,
         threads: int = 4,
         pythonpath: tuple[Path, ...] = (),
-        module: str = "plushify_dramatiq.worker",
+        entry: str = "dramatiq",
     ) -> None:
         self.log_path = log_path
         self.env = dict(env)
         self.processes = processes
         self.threads = threads
         self.pythonpath = pythonpath
-        self.module = module
+        self.entry = ENTRIES[entry]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, ready_timeout: float = 60.0) -> WorkerProcess:
@@ -70,27 +77,23 @@ class WorkerProcess:
         if paths:
             env["PYTHONPATH"] = os.pathsep.join(paths)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path.write_text("")
         argv = [
             sys.executable,
-            "-m",
-            "dramatiq",
-            self.module,
+            *self.entry,
             "--processes",
             str(self.processes),
             "--threads",
             str(self.threads),
-            "--log-file",
-            str(self.log_path),
         ]
-        self.proc = subprocess.Popen(  # noqa: S603 - argv built above, no shell
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(  # noqa: S603 - argv built above, no shell
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + ready_timeout
         while self.log().count(READY_LINE) < self.processes:
             if self.proc.poll() is not None:
