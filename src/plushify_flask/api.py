@@ -1,0 +1,103 @@
+"""The JSON API (``/api``), exactly the table in DESIGN.md; errors come from ``errors.py``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from plushify_core.errors import InvalidImage, NotFound
+from plushify_core.ids import validate_id
+
+from .auth import current_user_id
+from .extensions import facade
+from .presenters import generation_json
+from .typed_ext import login_required
+
+__all__ = ["bp", "checked_id", "read_upload"]
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+"""Routes under ``/api``: generations and credits."""
+
+
+def checked_id(generation_id: str) -> str:
+    """The id if well formed; a malformed id is just another missing object (404)."""
+    try:
+        return validate_id(generation_id)
+    except ValueError:
+        raise NotFound("No such generation.") from None
+
+
+def read_upload(field: str = "image") -> tuple[bytes, str | None]:
+    """The bytes and declared type of the one file in ``field`` (400 ``invalid_image`` if not)."""
+    files = request.files.getlist(field)
+    if not files:
+        raise InvalidImage(f"Attach one photo in the form field {field!r}.", code="missing_file")
+    if len(files) > 1:
+        raise InvalidImage("Upload one photo at a time.", code="too_many_files")
+    upload = files[0]
+    return upload.read(), upload.mimetype or None
+
+
+def _accepted(gen: Any) -> Response:
+    response = jsonify({"generation_id": gen.id, "status": gen.status})
+    response.status_code = 202
+    response.headers["Location"] = url_for("api.get_generation", generation_id=gen.id)
+    return response
+
+
+@bp.post("/generations")
+@login_required
+def create_generation() -> Response:
+    """Accept a photo and start a generation; 202 at once, the work runs in the background."""
+    data, content_type = read_upload()
+    return _accepted(facade().submit(current_user_id(), data, content_type))
+
+
+@bp.get("/generations")
+@login_required
+def list_generations() -> Response:
+    """The caller's generations, newest first, every status."""
+    limit = max(1, min(request.args.get("limit", 50, type=int) or 50, 200))
+    gens = facade().list(current_user_id(), limit=limit)
+    return jsonify({"generations": [generation_json(g) for g in gens]})
+
+
+@bp.get("/generations/<generation_id>")
+@login_required
+def get_generation(generation_id: str) -> Response:
+    """One generation's status, current step and image URLs; 404 unless it is the caller's."""
+    gen = facade().get(current_user_id(), checked_id(generation_id))
+    return jsonify(generation_json(gen))
+
+
+@bp.post("/generations/<generation_id>/retry")
+@login_required
+def retry_generation(generation_id: str) -> Response:
+    """Run a failed generation again from the stored original (409 ``not_failed`` otherwise)."""
+    return _accepted(facade().retry(current_user_id(), checked_id(generation_id)))
+
+
+@bp.post("/generations/<generation_id>/cancel")
+@login_required
+def cancel_generation(generation_id: str) -> Response:
+    """Stop a generation that is still processing; its credit is released."""
+    return _accepted(facade().cancel(current_user_id(), checked_id(generation_id)))
+
+
+@bp.delete("/generations/<generation_id>")
+@login_required
+def delete_generation(generation_id: str) -> Response:
+    """Delete a finished generation and its images (409 while it is processing)."""
+    facade().delete(current_user_id(), checked_id(generation_id))
+    return Response(status=204)
+
+
+@bp.get("/credits")
+@login_required
+def credits() -> Response:
+    """The caller's credits: total, in use by running generations, and available."""
+    balance = facade().balance(current_user_id())
+    return jsonify(
+        {"credits": balance.credits, "in_use": balance.in_use, "available": balance.available}
+    )

@@ -1,0 +1,79 @@
+"""The application factory: ``create_app(config=None)`` builds the reference site over a facade."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+
+from plushify_core.settings import Settings
+
+from .config import WebSettings, load_secret_key
+from .errors import init_errors
+from .presenters import init_presenters
+from .security import LoginThrottle, init_security
+from .users import UserStore
+
+__all__ = ["UPLOAD_SLACK_BYTES", "create_app"]
+
+UPLOAD_SLACK_BYTES = 64 * 1024
+"""Room for multipart framing above ``max_upload_bytes`` before Werkzeug answers 413 itself."""
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask app.
+
+    ``config`` is Flask config plus three optional objects: ``PLUSHIFY_SETTINGS`` (a
+    :class:`~plushify_core.settings.Settings` or a dict of its fields; default: from the
+    environment), ``PLUSHIFY_WEB`` (:class:`~plushify_flask.config.WebSettings`) and
+    ``PLUSHIFY_FACADE`` (a ready ``Plushify``; default: built from the settings). The facade is
+    stored in ``app.extensions["plushify"]``; starting its runner is the caller's job
+    (``plushify demo`` / ``serve`` do it).
+    """
+    from plushify_core.facade import Plushify  # the facade pulls in the engine and models
+
+    options = dict(config or {})
+    settings = options.pop("PLUSHIFY_SETTINGS", None)
+    if isinstance(settings, Mapping):
+        settings = Settings(**settings)
+    web = options.pop("PLUSHIFY_WEB", None) or WebSettings()
+    plushify = options.pop("PLUSHIFY_FACADE", None) or Plushify.from_settings(
+        settings or Settings()
+    )
+    settings = plushify.settings
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=web.secret_key or load_secret_key(settings.data_dir),
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + UPLOAD_SLACK_BYTES,
+        SESSION_COOKIE_NAME="plushify_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=web.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(days=7),
+        PLUSHIFY_POLL_INTERVAL_MS=3000,
+        PLUSHIFY_POLL_TIMEOUT_MS=5 * 60 * 1000,
+    )
+    app.config.update(options)
+
+    store = UserStore(plushify.database)
+    store.create_schema()
+    app.extensions["plushify"] = plushify
+    app.extensions["plushify_users"] = store
+    app.extensions["plushify_web"] = web
+    app.extensions["plushify_throttle"] = LoginThrottle(
+        per_user=web.login_attempts, per_ip=web.login_attempts_per_ip, window=web.login_window
+    )
+
+    init_security(app, presigned_images=settings.storage_url.startswith("s3://"))
+    init_errors(app)
+    init_presenters(app)
+
+    from . import api, auth, media, pages, runs
+
+    auth.init_auth(app)
+    for blueprint in (auth.bp, pages.bp, api.bp, media.bp, runs.bp):
+        app.register_blueprint(blueprint)
+    return app

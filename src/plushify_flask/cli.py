@@ -1,0 +1,224 @@
+"""Commands of the web app, attached to the core ``plushify`` CLI: demo, serve, users.
+
+Every command reads the same settings (``PLUSHIFY_*`` environment, ``.env``), so they act on the
+same database and blobs. ``demo`` pins SQLite and files under ``PLUSHIFY_DATA_DIR`` and the
+in-process runner, so it needs no services.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from flask import Flask
+
+from plushify_core.database import create_engine, create_schema
+from plushify_core.errors import PlushifyError
+from plushify_core.ledger import CreditLedger
+from plushify_core.settings import Settings
+
+from .config import WebSettings
+from .users import User, UserExists, UserStore
+
+__all__ = ["cli", "demo_command", "serve_command", "users_group"]
+
+DEMO_CREDITS = 10
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    # A service manager's SIGTERM then stops the server the same way Ctrl-C does.
+    def handler(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _serve(app: Flask, host: str, port: int, threads: int, banner: list[str]) -> None:
+    from waitress.server import create_server  # type: ignore[import-untyped]
+
+    server = create_server(app, host=host, port=port, threads=threads)
+    url = f"http://{host}:{server.effective_port}"
+    click.echo("")
+    click.echo(click.style(f"  Plushify is running at {url}", fg="magenta", bold=True))
+    for line in banner:
+        click.echo(f"  {line}")
+    click.echo("  Press Ctrl-C to stop.")
+    click.echo("")
+    sys.stdout.flush()
+    with _sigterm_as_interrupt():
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
+
+
+def _ensure_user(
+    store: UserStore, ledger: CreditLedger, name: str, *, credits: int, admin: bool
+) -> tuple[User, str]:
+    """Create ``name`` (or reset its password) and grant its starting credits once."""
+    password = secrets.token_urlsafe(9)
+    user = store.by_name(name)
+    if user is None:
+        user = store.create(name, password, is_admin=admin)
+    else:
+        store.set_password(user.id, password)
+        if admin and not user.is_admin:
+            store.set_admin(user.id, True)
+    if credits:
+        ledger.grant(user.id, credits, key=f"demo:{user.id}:starting-credits")
+    return user, password
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port (0: any free).")
+def demo_command(host: str, port: int) -> None:
+    """Run the whole site in one process: web app, in-process runner, SQLite, local files."""
+    from plushify_core.facade import Plushify
+
+    from .app import create_app
+
+    base = Settings()
+    data_dir = base.data_dir.resolve()
+    settings = base.model_copy(
+        update={
+            "data_dir": data_dir,
+            "runner": "inprocess",
+            "database_url": f"sqlite:///{data_dir / 'plushify.db'}",
+            "storage_url": (data_dir / "blobs").as_uri(),
+        }
+    )
+    try:
+        plushify = Plushify.from_settings(settings)
+    except PlushifyError as exc:
+        raise click.ClickException(exc.message) from exc
+    app = create_app({"PLUSHIFY_FACADE": plushify})
+    store: UserStore = app.extensions["plushify_users"]
+    demo, demo_pw = _ensure_user(store, plushify.ledger, "demo", credits=DEMO_CREDITS, admin=False)
+    admin, admin_pw = _ensure_user(store, plushify.ledger, "admin", credits=0, admin=True)
+    plushify.start()
+    try:
+        _serve(
+            app,
+            host,
+            port,
+            threads=8,
+            banner=[
+                f"Sign in as    {demo.username} / {demo_pw}   ({DEMO_CREDITS} credits to start)",
+                f"Admin         {admin.username} / {admin_pw}   (runs dashboard)",
+                f"Data          {data_dir}   model: {settings.model}",
+            ],
+        )
+    finally:
+        click.echo("Stopping: letting running steps finish…")
+        plushify.stop(drain=True)
+        click.echo("Stopped. Unfinished runs resume on the next start.")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port.")
+@click.option("--threads", default=8, show_default=True, type=int, help="WSGI worker threads.")
+def serve_command(host: str, port: int, threads: int) -> None:
+    """Serve the web app on waitress; runs work in-process only with the in-process runner."""
+    from plushify_core.facade import Plushify
+
+    from .app import create_app
+
+    settings = Settings()
+    try:
+        plushify = Plushify.from_settings(settings)
+    except PlushifyError as exc:
+        raise click.ClickException(exc.message) from exc
+    app = create_app({"PLUSHIFY_FACADE": plushify})
+    in_process = settings.runner == "inprocess"
+    if in_process:
+        plushify.start()
+    try:
+        _serve(
+            app,
+            host,
+            port,
+            threads=threads,
+            banner=[f"runner: {settings.runner}   model: {settings.model}"],
+        )
+    finally:
+        if in_process:
+            plushify.stop(drain=True)
+
+
+def _accounts() -> tuple[UserStore, CreditLedger]:
+    # Users and credits need only the database: no model, storage or runner is loaded.
+    settings = Settings()
+    if settings.database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url)
+    create_schema(engine)
+    store = UserStore(engine)
+    store.create_schema()
+    return store, CreditLedger(engine, max_in_flight=settings.max_in_flight)
+
+
+@click.group("users")
+def users_group() -> None:
+    """Manage the web app's users and their API tokens."""
+
+
+@users_group.command("create")
+@click.argument("name")
+@click.option("--password", help="Password (default: a random one, printed).")
+@click.option(
+    "--credits",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Starting credits (default: PLUSHIFY_SIGNUP_CREDITS).",
+)
+@click.option("--admin", is_flag=True, help="May use the runs dashboard.")
+def create_user(name: str, password: str | None, credits: int | None, admin: bool) -> None:
+    """Create the user NAME with starting credits."""
+    store, ledger = _accounts()
+    chosen = password or secrets.token_urlsafe(12)
+    try:
+        user = store.create(name, chosen, is_admin=admin)
+    except (UserExists, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    amount = WebSettings().signup_credits if credits is None else credits
+    if amount:
+        ledger.grant(user.id, amount, key=f"signup:{user.id}")
+    role = "admin" if admin else "user"
+    click.echo(f"created {role} {user.username} with {amount} credit(s)")
+    if password is None:
+        click.echo(f"password: {chosen}")
+
+
+@users_group.command("token")
+@click.argument("name")
+def token(name: str) -> None:
+    """Print a new API bearer token for NAME (shown once; only its hash is stored)."""
+    store, _ = _accounts()
+    user = store.by_name(name)
+    if user is None:
+        raise click.ClickException(f"no user named {name!r}")
+    click.echo(store.issue_token(user.id))
+
+
+@click.group("web")
+def cli() -> None:
+    """The reference web app's commands (also attached to ``plushify``)."""
+
+
+cli.add_command(demo_command)
+cli.add_command(serve_command)
+cli.add_command(users_group)

@@ -1,0 +1,150 @@
+"""The runs dashboard for admins: every durable run, its step timeline, and the levers.
+
+Retry a failed run, mark a stuck run failed (its ``on_failure`` releases the credit), and start
+a run by hand with a chosen photo: the role of a workflow engine's developer UI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from werkzeug.exceptions import NotFound as HTTPNotFound
+from werkzeug.wrappers import Response as BaseResponse
+
+from plushify_core.errors import PlushifyError
+
+from .api import read_upload
+from .auth import admin_required
+from .extensions import facade, user_store
+
+__all__ = ["RUN_STATUSES", "bp"]
+
+bp = Blueprint("runs", __name__, url_prefix="/admin/runs")
+"""Routes under ``/admin/runs`` (admins only)."""
+
+RUN_STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
+"""The statuses a run can have, for the filter."""
+
+
+def _get_run(run_id: str) -> Any:
+    try:
+        return facade().engine.get_run(run_id)
+    except (PlushifyError, KeyError, ValueError) as exc:
+        raise HTTPNotFound() from exc
+
+
+def _payload_ids(run: Any) -> tuple[str | None, str | None]:
+    payload = getattr(run, "payload", None) or {}
+    user_id, gen_id = payload.get("user_id"), payload.get("generation_id")
+    return (str(user_id) if user_id else None, str(gen_id) if gen_id else None)
+
+
+@bp.get("")
+@admin_required
+def index() -> str:
+    """Runs, newest first, filtered by status, pipeline and user."""
+    engine = facade().engine
+    store = user_store()
+    users = store.all()
+    names = {u.id: u.username for u in users}
+    status = request.args.get("status") or None
+    pipeline = request.args.get("pipeline") or None
+    username = request.args.get("user") or None
+    user_id = None
+    if username:
+        user = store.by_name(username)
+        user_id = user.id if user else "-"  # unknown user: an empty list, not every run
+    runs = engine.list_runs(
+        status=status if status in RUN_STATUSES else None,
+        pipeline=pipeline,
+        concurrency_key=user_id,
+        limit=200,
+    )
+    pipelines = sorted({*getattr(engine, "pipelines", {}), *(r.pipeline for r in runs)})
+    counts = {s: sum(1 for r in runs if r.status == s) for s in RUN_STATUSES}
+    return render_template(
+        "runs.html",
+        runs=runs,
+        names=names,
+        users=users,
+        statuses=RUN_STATUSES,
+        pipelines=pipelines,
+        counts=counts,
+        selected={"status": status or "", "pipeline": pipeline or "", "user": username or ""},
+        user_of=lambda run: names.get(_payload_ids(run)[0] or "", _payload_ids(run)[0] or "-"),
+    )
+
+
+@bp.get("/<run_id>")
+@admin_required
+def detail(run_id: str) -> str:
+    """One run: its payload and step timeline (attempts, durations, errors)."""
+    run = _get_run(run_id)
+    user_id, gen_id = _payload_ids(run)
+    owner = user_store().get(user_id) if user_id else None
+    total_ms = sum(s.duration_ms or 0 for s in run.steps)
+    longest = max([s.duration_ms or 0 for s in run.steps] or [0])
+    return render_template(
+        "run_detail.html",
+        run=run,
+        owner=owner,
+        generation_id=gen_id,
+        total_ms=total_ms,
+        longest_ms=max(longest, 1),
+    )
+
+
+@bp.post("/<run_id>/retry")
+@admin_required
+def retry(run_id: str) -> BaseResponse:
+    """Run a failed run again from its failed step."""
+    run = _get_run(run_id)
+    app = facade()
+    user_id, gen_id = _payload_ids(run)
+    try:
+        if user_id and gen_id:
+            # Through the facade, so the generation and its credit reservation follow the run.
+            app.retry(user_id, gen_id)
+        else:
+            app.engine.retry(run_id)
+            app.runner.dispatch(run_id)
+        flash("Run queued again. It resumes at the step that failed.", "ok")
+    except PlushifyError as exc:
+        flash(f"Could not retry: {exc.message}", "error")
+    return redirect(url_for("runs.detail", run_id=run_id))
+
+
+@bp.post("/<run_id>/fail")
+@admin_required
+def fail(run_id: str) -> BaseResponse:
+    """Mark a stuck run failed; its failure handler releases the reserved credit."""
+    _get_run(run_id)
+    reason = (request.form.get("reason") or "").strip()[:200] or "Marked failed by an admin."
+    try:
+        facade().engine.fail(run_id, reason)
+        flash("Run marked failed; its credit was released.", "ok")
+    except PlushifyError as exc:
+        flash(f"Could not mark it failed: {exc.message}", "error")
+    return redirect(url_for("runs.detail", run_id=run_id))
+
+
+@bp.post("/trigger")
+@admin_required
+def trigger() -> BaseResponse:
+    """Start a generation by hand for a chosen user with a chosen photo."""
+    user = user_store().by_name(request.form.get("user", ""))
+    if user is None:
+        flash("Choose a user to run it for.", "error")
+        return redirect(url_for("runs.index"))
+    try:
+        data, content_type = read_upload("photo")
+        gen = facade().submit(user.id, data, content_type)
+    except PlushifyError as exc:
+        flash(f"Could not start a run: {exc.message}", "error")
+        return redirect(url_for("runs.index"))
+    flash(f"Started generation {gen.id[:8]} for {user.username}.", "ok")
+    run_id = getattr(gen, "run_id", None)
+    if run_id:
+        return redirect(url_for("runs.detail", run_id=run_id))
+    return redirect(url_for("runs.index"))

@@ -1,0 +1,132 @@
+"""The HTML pages: generate page, gallery cards by status, and the admins' runs dashboard."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from plushify_core.testing.images import photo
+from plushify_flask.testing import Site, make_site
+
+
+@pytest.fixture
+def site(tmp_path: Path, database_url: str) -> Iterator[Site]:
+    with make_site(tmp_path, database_url) as s:
+        yield s
+
+
+def test_generate_page_shows_credits_and_the_limit_message(site: Site) -> None:
+    """The header shows "N available" with the in-use tooltip; at 5 in progress the form says so."""
+    user = site.user(credits=6)
+    client = site.client(user)
+    page = client.get("/").get_data(as_text=True)
+    assert 'title="6 available (0 in use)"' in page
+    assert "Make my plushie" in page
+    for _ in range(5):
+        site.plushify.submit(user.id, photo())
+    page = client.get("/").get_data(as_text=True)
+    assert 'title="1 available (5 in use)"' in page
+    assert "You have 5 generations in progress. Please wait for one to complete." in page
+    assert 'id="limit-message" role="status" hidden' not in page
+    assert page.count('class="tray-item"') == 5
+
+
+def test_header_warns_when_every_credit_is_reserved(site: Site) -> None:
+    """With all credits reserved the widget carries the warning state."""
+    user = site.user(credits=1)
+    client = site.client(user)
+    site.plushify.submit(user.id, photo())
+    page = client.get("/gallery").get_data(as_text=True)
+    assert "credits-exhausted" in page and 'title="0 available (1 in use)"' in page
+
+
+def test_gallery_cards_show_each_status_and_its_actions(site: Site) -> None:
+    """Processing cards get a skeleton and Cancel, completed a comparison, failed Retry."""
+    user = site.user()
+    client = site.client(user)
+    done = site.plushify.submit(user.id, photo())
+    site.finish(done.id)
+    failed = site.plushify.submit(user.id, photo())
+    site.plushify.engine.fail(failed.id, "The stitching machine jammed.")
+    busy = site.plushify.submit(user.id, photo())
+    cancelled = site.plushify.submit(user.id, photo())
+    site.plushify.cancel(user.id, cancelled.id)
+    page = client.get("/gallery").get_data(as_text=True)
+    assert page.count('class="gcard ') == 4
+    assert f'data-generation-id="{busy.id}" data-status="processing"' in page
+    assert f'data-generation-id="{done.id}" data-status="completed"' in page
+    assert f"/media/{done.id}/plushie" in page and "compare-range" in page
+    assert "The stitching machine jammed." in page and 'data-action="retry"' in page
+    assert 'data-action="cancel"' in page and "Cancelled — no credit was charged." in page
+    card = client.get(f"/gallery/cards/{busy.id}").get_data(as_text=True)
+    assert card.lstrip().startswith('<article class="gcard gcard-processing"')
+    assert "Waiting for a free worker" in card or "1/5" in card
+
+
+def test_runs_dashboard_lists_filters_and_shows_steps(site: Site) -> None:
+    """Admins see runs filtered by status and user, and a run's step timeline."""
+    admin = site.user("root", admin=True)
+    alice, bob = site.user("alice"), site.user("bob")
+    done = site.plushify.submit(alice.id, photo())
+    site.finish(done.id)
+    queued = site.plushify.submit(bob.id, photo())
+    client = site.client(admin)
+    everything = client.get("/admin/runs").get_data(as_text=True)
+    assert done.id[:10] in everything and queued.id[:10] in everything
+    only_bob = client.get("/admin/runs?user=bob").get_data(as_text=True)
+    assert queued.id[:10] in only_bob and done.id[:10] not in only_bob
+    completed = client.get("/admin/runs?status=completed").get_data(as_text=True)
+    assert done.id[:10] in completed and queued.id[:10] not in completed
+    detail = client.get(f"/admin/runs/{done.id}").get_data(as_text=True)
+    for step in ("upload-original", "analyze-image", "generate-plushie", "finalize"):
+        assert step in detail
+    assert "attempt" in detail and "alice" in detail
+    assert client.get("/admin/runs/" + "0" * 32).status_code == 404
+
+
+def test_admin_marks_a_stuck_run_failed_and_retries_it(site: Site) -> None:
+    """Mark failed releases the credit; retry runs it again to completion."""
+    admin = site.user(admin=True)
+    user = site.user(credits=2)
+    gen = site.plushify.submit(user.id, photo())
+    client = site.client(admin)
+    csrf = client.csrf  # type: ignore[attr-defined]
+    response = client.post(f"/admin/runs/{gen.id}/fail", data={"csrf_token": csrf})
+    assert response.status_code == 302
+    assert site.plushify.get(user.id, gen.id).status == "failed"
+    assert site.plushify.balance(user.id).in_use == 0
+    client.post(f"/admin/runs/{gen.id}/retry", data={"csrf_token": csrf})
+    assert site.plushify.get(user.id, gen.id).status == "processing"
+    site.finish(gen.id)
+    assert site.plushify.get(user.id, gen.id).status == "completed"
+    assert site.plushify.balance(user.id).credits == 1
+
+
+def test_admin_triggers_a_run_with_a_chosen_photo(site: Site) -> None:
+    """Trigger starts a generation for the chosen user and opens its run."""
+    admin = site.user(admin=True)
+    user = site.user("frank")
+    client = site.client(admin)
+    response = client.post(
+        "/admin/runs/trigger",
+        data={
+            "csrf_token": client.csrf,  # type: ignore[attr-defined]
+            "user": "frank",
+            "photo": (io.BytesIO(photo()), "cat.jpg"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302 and "/admin/runs/" in response.headers["Location"]
+    [gen] = site.plushify.list(user.id)
+    assert gen.status == "processing"
+
+
+def test_html_errors_are_pages_without_traces(site: Site) -> None:
+    """A missing page is a friendly 404 page, not a stack trace."""
+    client = site.client(site.user())
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert "Nothing here" in response.get_data(as_text=True)
