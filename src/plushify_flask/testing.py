@@ -28,7 +28,7 @@ from .users import User, UserStore
 
 __all__ = ["PASSWORD", "LiveServer", "Site", "csrf_from", "live_server", "make_site"]
 
-PASSWORD = "correct horse battery"
+PASSWORD = "correct horse battery"  # noqa: S105 - test fixture
 """The password every test user gets."""
 
 _CSRF = re.compile(r'name="csrf[-_]token" (?:content|value)="([^"]+)"')
