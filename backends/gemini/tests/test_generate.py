@@ -155,12 +155,19 @@ def test_safety_block_on_generation_is_final_and_readable(
     assert caught.value.code == "safety_blocked"
 
 
-def test_undecodable_original_fails_without_a_request(
-    gemini: GeminiModel, fake_gemini: FakeGeminiServer
+@pytest.mark.parametrize("call", ["analyze", "generate"])
+@pytest.mark.parametrize("kind", ["garbage", "truncated"])
+def test_undecodable_photo_fails_without_a_request(
+    gemini: GeminiModel, fake_gemini: FakeGeminiServer, photo: bytes, call: str, kind: str
 ) -> None:
-    """A photo that cannot be decoded is refused before anything is sent (retrying cannot help)."""
+    """A photo that does not decode is refused before anything is sent (retrying cannot help)."""
+    data = b"not a photo" if kind == "garbage" else photo[: len(photo) // 2]
+
     with pytest.raises(ModelError) as caught:
-        gemini.generate(b"not a photo", "image/jpeg", PROMPT)
+        if call == "analyze":
+            gemini.analyze(data, "image/jpeg")
+        else:
+            gemini.generate(data, "image/jpeg", PROMPT)
 
     assert caught.value.retryable is False
     assert fake_gemini.requests == []

@@ -39,11 +39,16 @@ def nearest_aspect_ratio(width: int, height: int) -> str:
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    """``(width, height)`` of encoded image bytes; raises ``ValueError`` when undecodable."""
+    """``(width, height)`` of encoded image bytes after decoding every pixel.
+
+    Raises ``ValueError`` when the bytes are not a complete, decodable image (a truncated JPEG
+    has a valid header, so opening alone would not tell).
+    """
     try:
         with Image.open(io.BytesIO(data)) as img:
+            img.load()
             return img.size
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as e:
         raise ValueError(f"not a decodable image: {e}") from e
 
 

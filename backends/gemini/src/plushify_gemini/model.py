@@ -76,6 +76,7 @@ class GeminiModel:
     def analyze(self, image: bytes, content_type: str) -> Analysis:
         """Ask the analysis model what the photo shows, as an ``Analysis`` (structured output)."""
         model = self.settings.analysis_model
+        _check_photo(image)
         config = types.GenerateContentConfig(
             response_mime_type="application/json",
             response_schema=Analysis,
@@ -101,12 +102,7 @@ class GeminiModel:
     def generate(self, image: bytes, content_type: str, prompt: str) -> bytes:
         """Draw the plushie from ``prompt`` with the photo as reference; return PNG bytes."""
         model = self.settings.image_model
-        try:
-            width, height = image_size(image)
-        except ValueError as e:
-            raise ModelError(
-                "The original photo could not be decoded for the image model", retryable=False
-            ) from e
+        width, height = _check_photo(image)
         config = types.GenerateContentConfig(
             response_modalities=["IMAGE"],
             image_config=types.ImageConfig(aspect_ratio=nearest_aspect_ratio(width, height)),
@@ -178,6 +174,15 @@ class GeminiModel:
         if feedback is not None and feedback.block_reason is not None:
             raise safety_block(f"prompt blocked: {_reason_name(feedback.block_reason)}")
         return response
+
+
+def _check_photo(image: bytes) -> tuple[int, int]:
+    """The photo's size; a photo that does not decode is refused before any request is sent
+    (Gemini would answer 400, and no retry can help)."""
+    try:
+        return image_size(image)
+    except ValueError as e:
+        raise ModelError("The photo could not be decoded", retryable=False) from e
 
 
 def _first_candidate(response: types.GenerateContentResponse, model: str) -> types.Candidate:

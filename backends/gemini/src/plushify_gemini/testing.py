@@ -231,15 +231,16 @@ class FakeGeminiServer:
         return reply, data
 
     def _healthy(self, received: Received, reply: Reply) -> Reply:
-        """What a healthy Gemini answers: a tinted copy for image requests, else an analysis."""
-        if "IMAGE" not in (received.generation_config.get("responseModalities") or []):
-            return replace(reply, body=_candidate([{"text": json.dumps(self.default_analysis)}]))
+        """What a healthy Gemini answers: 400 for a photo it cannot read, a tinted copy for an
+        image request, an analysis otherwise."""
         try:
             image = tint(received.images[0][1], fmt=reply.image_format)
-        except (IndexError, OSError, ValueError):
+        except (IndexError, OSError, ValueError, SyntaxError):
             return Reply.error(
                 400, "Unable to process input image.", status_name="INVALID_ARGUMENT"
             )
+        if "IMAGE" not in (received.generation_config.get("responseModalities") or []):
+            return replace(reply, body=_candidate([{"text": json.dumps(self.default_analysis)}]))
         part = {
             "inlineData": {
                 "mimeType": f"image/{reply.image_format.lower()}",
