@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 SAFETY_MESSAGE = "The photo could not be processed by the image model's safety rules"
 """The user-readable message of a safety block (never retried, never charged)."""
 
-SAFETY_CODE = "safety_blocked"
+_SAFETY_CODE = "safety_blocked"
 
 # 408, 429 and 499 (client closed) are transient although they are 4xx.
 _RETRYABLE_4XX = frozenset({408, 429, 499})
@@ -66,7 +66,7 @@ TIMEOUT_ERRORS = _client_errors("TimeoutException")
 def safety_block(reason: str) -> ModelError:
     """The non-retryable error for a prompt or an output blocked by Gemini's safety rules."""
     logger.info("gemini safety block: %s", reason)
-    return ModelError(SAFETY_MESSAGE, retryable=False, code=SAFETY_CODE)
+    return ModelError(SAFETY_MESSAGE, retryable=False, code=_SAFETY_CODE)
 
 
 def model_error_from(exc: BaseException, *, model: str, timeout: float) -> ModelError | None:
