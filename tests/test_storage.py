@@ -142,6 +142,17 @@ def test_content_type(store: BlobStore) -> None:
     store.put(staged, b"p", "image/png")
     expected = "image/png" if store.url(staged) else "application/octet-stream"
     assert store.content_type(staged) == expected
+    with pytest.raises(StorageError) as info:
+        store.content_type(generated_key("nobody", GEN))
+    assert info.value.code == "blob_not_found"
+
+
+def test_url_expiry_bounds(s3: S3Server) -> None:
+    """Presigned URLs live between 1 second and 7 days (the SigV4 maximum)."""
+    store = BlobStore(s3.create_bucket(), storage_options=s3.storage_options())
+    for bad in (0, -5, 7 * 24 * 3600 + 1):
+        with pytest.raises(ValueError, match="expires"):
+            store.url(generated_key("alice", GEN), expires=bad)
 
 
 def test_url_is_none_without_presigning() -> None:

@@ -42,6 +42,7 @@ _FORMATS: Final = {
     "gif": ("image/gif", "gif", ("GIF",)),
 }
 ACCEPTED_TYPES: Final = tuple(ct for ct, _, _ in _FORMATS.values())
+"""Content types of the accepted upload formats (for ``accept=`` attributes and docs)."""
 _SOF_MARKERS: Final = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC)}) | {
     0xCD,
     0xCE,

@@ -30,7 +30,9 @@ __all__ = [
 ]
 
 MODEL_GROUP: Final = "plushify.models"
+"""Entry-point group of model factories: ``factory(settings) -> Model``."""
 RUNNER_GROUP: Final = "plushify.runners"
+"""Entry-point group of runner factories: ``factory(engine, settings) -> Runner``."""
 
 # The names Plushify documents, and which distribution provides each (as fsspec's registry does).
 _KNOWN: Final[dict[str, dict[str, str]]] = {

@@ -46,6 +46,7 @@ _CONTENT_TYPES = {
     "gif": "image/gif",
 }
 ROOT = "plushify"
+MAX_URL_EXPIRY = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
 
 
 # --- key layout ------------------------------------------------------------------------------
@@ -233,9 +234,10 @@ class BlobStore:
             path = self._path(key)
             info = self._call(key, lambda: self.fs.info(path))
             recorded = info.get("ContentType")
-            if isinstance(recorded, str) and recorded:
-                return recorded
-        return _guess_type(_check_key(key))
+            return recorded if isinstance(recorded, str) and recorded else _guess_type(key)
+        if not self.exists(key):
+            raise StorageError(f"No blob at {key}.", retryable=False, code="blob_not_found")
+        return _guess_type(key)
 
     def size(self, key: str) -> int:
         """The size of the blob at ``key`` in bytes."""
@@ -246,8 +248,8 @@ class BlobStore:
         """A presigned GET URL valid ``expires`` seconds on S3; ``None`` elsewhere."""
         if not self._s3:
             return None
-        if expires <= 0:
-            raise ValueError("expires must be positive")
+        if not 0 < expires <= MAX_URL_EXPIRY:
+            raise ValueError(f"expires must be between 1 and {MAX_URL_EXPIRY} seconds")
         path = self._path(key)
         return str(self._call(key, lambda: self.fs.sign(path, expiration=int(expires))))
 
