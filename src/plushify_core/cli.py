@@ -1,0 +1,141 @@
+"""The ``plushify`` command line; every command reads the same :class:`Settings` (environment).
+
+Commands of optional packages (the web app's ``demo``/``serve``/``users``, the Dramatiq
+``worker``) are attached when those packages are installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .errors import PlushifyError
+from .facade import Plushify
+from .ids import new_id
+from .settings import Settings
+
+__all__ = ["main"]
+
+# (module, attribute) of commands contributed by optional distributions.
+_OPTIONAL_COMMANDS = (
+    ("plushify_flask.cli", "demo_command"),
+    ("plushify_flask.cli", "serve_command"),
+    ("plushify_flask.cli", "users_group"),
+    ("plushify_dramatiq.cli", "worker_command"),
+)
+
+
+@click.group()
+def main() -> None:
+    """Plushify: turn photos into plushie pictures."""
+
+
+@main.command()
+@click.argument("photo", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--model", help="Model backend (default: PLUSHIFY_MODEL or local).")
+@click.option("--user", default="cli", show_default=True, help="User charged for the credit.")
+def generate(photo: Path, output: Path, model: str | None, user: str) -> None:
+    """Run one generation inline and write the plushie PNG to OUTPUT."""
+    overrides: dict[str, object] = {"runner": "inprocess"}
+    if model:
+        overrides["model"] = model
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    app = Plushify.from_settings(settings)
+    started = time.perf_counter()
+    try:
+        app.ledger.grant(user, 1, key=f"cli-generate:{new_id()}")
+        gen = app.submit(user, photo.read_bytes())
+        app.engine.run_inline(gen.id)
+        gen = app.get(user, gen.id)
+        if gen.status != "completed":
+            raise click.ClickException(f"generation {gen.status}: {gen.error}")
+        data, _ = app.image(user, gen.id, "plushie")
+    except PlushifyError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    output.write_bytes(data)
+    detail = app.engine.get_run(gen.id)
+    click.echo(f"subject: {gen.subject_type} — {gen.description}")
+    for step in detail.steps:
+        click.echo(f"  {step.name:<18} {step.duration_ms or 0:>7} ms  attempts={step.attempts}")
+    click.echo(f"total: {time.perf_counter() - started:.2f} s -> {output}")
+
+
+@main.command()
+def reap() -> None:
+    """Fail generations stuck past their deadline and release their credits."""
+    app = Plushify.from_settings()
+    click.echo(f"reaped {app.reap()} stuck generation(s)")
+
+
+@main.command()
+def sweep() -> None:
+    """Re-dispatch runs that are due but were never picked up (lost messages)."""
+    app = Plushify.from_settings()
+    click.echo(f"re-dispatched {app.runner.sweep()} run(s)")
+
+
+@main.group()
+def credits() -> None:
+    """Grant and inspect credits."""
+
+
+@credits.command("grant")
+@click.argument("user")
+@click.argument("amount", type=click.IntRange(min=1))
+@click.option("--key", help="Idempotency key (default: a new one).")
+def credits_grant(user: str, amount: int, key: str | None) -> None:
+    """Give USER AMOUNT credits."""
+    app = Plushify.from_settings()
+    balance = app.ledger.grant(user, amount, key=key or f"cli-grant:{new_id()}")
+    click.echo(f"{user}: {balance.credits} credits, {balance.available} available")
+
+
+@credits.command("show")
+@click.argument("user")
+def credits_show(user: str) -> None:
+    """Show USER's balance."""
+    b = Plushify.from_settings().balance(user)
+    click.echo(f"{user}: {b.credits} credits, {b.in_use} in use, {b.available} available")
+
+
+@main.command("runs")
+@click.option("--status", help="queued, running, completed, failed or cancelled.")
+@click.option("--pipeline", help="Pipeline name.")
+@click.option("--limit", default=20, show_default=True)
+def runs_command(status: str | None, pipeline: str | None, limit: int) -> None:
+    """A table of runs and their steps, newest first."""
+    app = Plushify.from_settings()
+    for run in app.engine.list_runs(status=status, pipeline=pipeline, limit=limit):
+        detail = app.engine.get_run(run.id)
+        click.echo(
+            f"{run.id}  {run.pipeline:<16} {run.status:<9} key={run.concurrency_key or '-'}"
+            f"  {run.created_at:%Y-%m-%d %H:%M:%S}"
+        )
+        for step in detail.steps:
+            error = f"  error: {step.error.splitlines()[0]}" if step.error else ""
+            click.echo(
+                f"    {step.name:<18} {step.status:<9} attempts={step.attempts}"
+                f" {step.duration_ms or 0:>6} ms{error}"
+            )
+        if run.error:
+            click.echo(f"    error: {run.error.splitlines()[0]}")
+
+
+def _attach_optional_commands() -> None:
+    for module, attribute in _OPTIONAL_COMMANDS:
+        try:
+            command = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError):
+            continue
+        main.add_command(command)
+
+
+_attach_optional_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""``Plushify``: the one object applications use — submit photos, read status, retry, pay.
+
+It wires the ledger, the engine, the plushie pipeline, the blob store, the model and a runner.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine as SQLEngine
+
+from .clock import Clock, SystemClock
+from .database import create_engine, create_schema, transaction
+from .engine import Engine, RetryPolicy
+from .errors import InvalidState, NotFound, NotRetryable, PlushifyError, StorageError
+from .generations import (
+    Generation,
+    fetch_generation,
+    insert_generation,
+    list_generations,
+)
+from .ids import new_id, validate_user_id
+from .images import validate_image
+from .ledger import Balance, CreditLedger
+from .model import Model
+from .pipeline import PIPELINE_NAME, PlushiePipeline
+from .registry import load_model, load_runner
+from .runner import Runner
+from .schema import generations, reservations, runs
+from .settings import Settings
+from .storage import BlobStore, generated_key, scratch_key, staging_key
+
+__all__ = ["ImageKind", "Plushify"]
+
+log = logging.getLogger(__name__)
+ImageKind = Literal["original", "plushie"]
+# Steps whose outputs survive a failure, so a retry resumes after them (no re-upload).
+_KEPT_ON_RETRY = ("upload-original", "analyze-image")
+
+
+class Plushify:
+    """Submit photos, follow their generations, retry failures and read balances."""
+
+    def __init__(
+        self,
+        *,
+        database: SQLEngine,
+        storage: BlobStore,
+        model: Model,
+        settings: Settings | None = None,
+        runner: Runner | str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.database = database
+        self.storage = storage
+        self.model = model
+        self.clock: Clock = clock or SystemClock()
+        s = self.settings
+        self.ledger = CreditLedger(database, max_in_flight=s.max_in_flight, clock=self.clock)
+        self.engine = Engine(database, clock=self.clock, lease_seconds=s.lease_seconds)
+        self.pipeline = PlushiePipeline(
+            database=database,
+            ledger=self.ledger,
+            storage=storage,
+            model=model,
+            clock=self.clock,
+            max_long_side=s.max_long_side,
+            max_in_flight=s.max_in_flight,
+            retry=RetryPolicy(
+                attempts=s.retry_attempts,
+                base_delay=s.retry_base_delay,
+                max_delay=s.retry_max_delay,
+            ),
+        )
+        self.engine.register(self.pipeline.definition())
+        if runner is None or isinstance(runner, str):
+            runner = load_runner(runner or s.runner, self.engine, s)
+        self.runner: Runner = runner
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Plushify:
+        """Build everything from settings: database (schema created), store, model, runner."""
+        settings = settings or Settings()
+        if settings.database_url.startswith("sqlite") or settings.storage_url.startswith("file"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = create_engine(settings.database_url)
+        create_schema(database)
+        return cls(
+            database=database,
+            storage=BlobStore(settings.storage_url),
+            model=load_model(settings.model, settings),
+            settings=settings,
+        )
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the runner's workers (a no-op for runners whose workers run elsewhere)."""
+        self.runner.start()
+
+    def stop(self, *, drain: bool = True) -> None:
+        """Stop the runner's workers; with ``drain`` running steps finish first."""
+        self.runner.stop(drain=drain)
+
+    def __enter__(self) -> Plushify:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- generations ------------------------------------------------------------------
+
+    def submit(self, user_id: str, data: bytes, content_type: str | None = None) -> Generation:
+        """Start a generation for ``data`` and return at once (status ``processing``).
+
+        Validates first (nothing stored or reserved for a bad image), then reserves the credit,
+        inserts the generation and records the run in one transaction, stores the upload and
+        dispatches. ``content_type`` is only a hint: the type is sniffed from the bytes.
+        """
+        validate_user_id(user_id)
+        info = validate_image(
+            data, max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_pixels
+        )
+        gen_id = new_id()
+        now = self.clock.now()
+        payload = {"generation_id": gen_id, "user_id": user_id}
+        with transaction(self.database) as conn:
+            self.ledger.reserve(
+                gen_id,
+                user_id,
+                ttl=timedelta(seconds=self.settings.reservation_ttl),
+                now=now,
+                conn=conn,
+            )
+            insert_generation(conn, generation_id=gen_id, user_id=user_id, now=now)
+            self.engine.submit(PIPELINE_NAME, payload, run_id=gen_id, conn=conn)
+        try:
+            self.storage.put(staging_key(user_id, gen_id), data, info.content_type)
+        except Exception as exc:
+            self._discard(gen_id)
+            if isinstance(exc, PlushifyError):
+                raise
+            raise StorageError("The photo could not be stored; please try again.") from exc
+        self._dispatch(gen_id)
+        return self.get(user_id, gen_id)
+
+    def _discard(self, gen_id: str) -> None:
+        """Undo a submit whose upload could not be stored: no run, no row, no credit held."""
+        with transaction(self.database) as conn:
+            # The run never reached a queue (dispatch comes after the upload), so delete it.
+            conn.execute(sa.delete(runs).where(runs.c.id == gen_id))
+            conn.execute(sa.delete(generations).where(generations.c.id == gen_id))
+            self.ledger.release(gen_id, conn=conn)
+
+    def _dispatch(self, run_id: str) -> None:
+        try:
+            self.runner.dispatch(run_id)
+        except Exception:
+            # The run is recorded (outbox): the runner's sweep will pick it up.
+            log.exception("dispatch failed; the sweeper will retry", extra={"run_id": run_id})
+
+    def get(self, user_id: str, generation_id: str) -> Generation:
+        """The user's generation; :class:`NotFound` when missing or someone else's."""
+        with transaction(self.database, write=False) as conn:
+            return fetch_generation(conn, user_id, generation_id)
+
+    def list(
+        self, user_id: str, *, limit: int = 50, before: datetime | None = None
+    ) -> list[Generation]:
+        """The user's generations, newest first, all statuses."""
+        with transaction(self.database, write=False) as conn:
+            return list_generations(conn, user_id, limit=limit, before=before)
+
+    def retry(self, user_id: str, generation_id: str) -> Generation:
+        """Run a failed generation again from its failed step, without a new upload.
+
+        Reserves a fresh credit (the failed attempt's reservation was released).
+        """
+        gen = self.get(user_id, generation_id)
+        if gen.status != "failed" or gen.run_id is None:
+            raise NotRetryable("Only failed generations can be retried.")
+        reservation_id = new_id()
+        now = self.clock.now()
+        with transaction(self.database) as conn:
+            self.ledger.reserve(
+                reservation_id,
+                user_id,
+                ttl=timedelta(seconds=self.settings.reservation_ttl),
+                now=now,
+                conn=conn,
+            )
+            moved = conn.execute(
+                sa.update(generations)
+                .where(generations.c.id == gen.id, generations.c.status == "failed")
+                .values(
+                    status="processing",
+                    error=None,
+                    current_step=None,
+                    reservation_id=reservation_id,
+                    updated_at=now,
+                )
+            ).rowcount
+            if moved != 1:
+                raise NotRetryable("Only failed generations can be retried.")
+            self.engine.retry(gen.run_id, keep_steps=_KEPT_ON_RETRY, conn=conn)
+        self._dispatch(gen.run_id)
+        return self.get(user_id, generation_id)
+
+    def cancel(self, user_id: str, generation_id: str) -> Generation:
+        """Stop a processing generation before its next step; its credit is released."""
+        gen = self.get(user_id, generation_id)
+        if gen.status != "processing" or gen.run_id is None:
+            raise InvalidState(
+                "Only processing generations can be cancelled.", code="not_processing"
+            )
+        self.engine.cancel(gen.run_id)
+        return self.get(user_id, generation_id)
+
+    def delete(self, user_id: str, generation_id: str) -> None:
+        """Delete a finished generation and all its images."""
+        gen = self.get(user_id, generation_id)
+        if gen.status == "processing":
+            raise InvalidState(
+                "Cancel the generation before deleting it; it is still processing.",
+                code="processing",
+            )
+        with transaction(self.database) as conn:
+            conn.execute(sa.delete(generations).where(generations.c.id == gen.id))
+        for key in self._blob_keys(gen):
+            self.storage.delete(key)
+
+    def _blob_keys(self, gen: Generation) -> Iterable[str]:
+        yield from (k for k in (gen.original_key, gen.plushie_key) if k)
+        yield staging_key(gen.user_id, gen.id)
+        yield scratch_key(gen.user_id, gen.id)
+        yield generated_key(gen.user_id, gen.id)
+
+    def image(self, user_id: str, generation_id: str, kind: ImageKind) -> tuple[bytes, str]:
+        """The bytes and content type of a generation's original or plushie (ownership checked)."""
+        gen = self.get(user_id, generation_id)
+        key = gen.original_key if kind == "original" else gen.plushie_key
+        if not key or not self.storage.exists(key):
+            raise NotFound("No such image.")
+        return self.storage.get(key), self.storage.content_type(key)
+
+    # --- credits and housekeeping -----------------------------------------------------
+
+    def balance(self, user_id: str) -> Balance:
+        """The user's credits, credits in use and available credits."""
+        return self.ledger.balance(user_id)
+
+    def processing_count(self, user_id: str) -> int:
+        """How many of the user's generations are processing."""
+        with transaction(self.database, write=False) as conn:
+            count = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(generations)
+                .where(generations.c.user_id == user_id, generations.c.status == "processing")
+            ).scalar_one()
+        return int(count)
+
+    def reap(self, now: datetime | None = None) -> int:
+        """Fail generations stuck past their reservation's deadline and release their credits.
+
+        Returns how many generations were failed. Safe to run from several processes.
+        """
+        now = now or self.clock.now()
+        with transaction(self.database, write=False) as conn:
+            stuck = conn.execute(
+                sa.select(generations.c.run_id)
+                .join(reservations, reservations.c.id == generations.c.reservation_id)
+                .where(
+                    generations.c.status == "processing",
+                    reservations.c.state == "pending",
+                    reservations.c.expires_at <= now,
+                )
+            ).scalars()
+            run_ids = [r for r in stuck if r]
+        failed = 0
+        for run_id in run_ids:
+            if self.engine.fail(run_id, "The generation took too long and was stopped."):
+                failed += 1
+        self.ledger.expire(now)
+        return failed
