@@ -48,6 +48,7 @@ _SOF_MARKERS: Final = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(
     0xCE,
     0xCF,
 }
+_ROTATIONS: Final = frozenset(range(2, 9))
 _UNSUPPORTED_MESSAGE: Final = "Unsupported file type: please upload a JPEG, PNG, WebP or GIF photo."
 
 
@@ -244,6 +245,9 @@ def validate_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo
 
 def _orient(img: Image.Image) -> Image.Image:
     try:
+        # getexif() also reads an XMP orientation; 1 and absurd values need no work (no copy).
+        if img.getexif().get(0x0112) not in _ROTATIONS:
+            return img
         return ImageOps.exif_transpose(img)
     except Exception as e:
         # A broken or absurd orientation tag is ignored rather than failing the photo.
