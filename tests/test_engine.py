@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine as SQLEngine
 
 from plushify_core.context import RunContext
-from plushify_core.engine import Pipeline
+from plushify_core.engine import Outcome, Pipeline
 from plushify_core.errors import (
     IdempotencyConflict,
     NonRetriableError,
@@ -306,6 +306,29 @@ def test_cancel_running_run_stops_before_next_step(db: SQLEngine) -> None:
     assert engine.execute(current[0]).status == "cancelled"
     assert effects.counts == {"first": 1} and hooks == ["cancel"]
     assert [s.name for s in engine.get_run(current[0]).steps] == ["first"]
+
+
+def test_cancel_during_a_failing_step_cancels_instead_of_backing_off(db: SQLEngine) -> None:
+    """A step that fails retryably after cancel() was requested ends the run as cancelled."""
+    engine, _ = manual_engine(db)
+    hooks: list[str] = []
+
+    def failing() -> None:
+        engine.cancel(run.id)
+        raise OSError("flaky")
+
+    engine.register(
+        Pipeline(
+            "p",
+            lambda ctx, p: ctx.step("s", failing),
+            on_failure=lambda r, e: hooks.append("failure"),
+            on_cancel=lambda r: hooks.append("cancel"),
+        )
+    )
+    run = engine.submit("p", {})
+    assert engine.execute(run.id) == Outcome("cancelled")
+    assert hooks == ["cancel"]
+    assert engine.get_run(run.id).error is None
 
 
 def test_retry_keeps_completed_steps_or_only_those_named(db: SQLEngine) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -140,28 +141,34 @@ def test_a_step_interrupted_on_its_last_attempt_fails_the_run(db: SQLEngine) -> 
 
 
 def test_heartbeat_renews_the_lease_during_a_long_step(db: SQLEngine) -> None:
-    """A step longer than the lease keeps it through heartbeats: no second worker can claim."""
-    engine = Engine(db, lease_seconds=0.4, heartbeat_interval=0.05)
+    """A step lasting ten leases keeps its lease through heartbeats: no rival can claim the run."""
+    engine, clock = manual_engine(db, lease_seconds=30.0, heartbeat_interval=0.01)
     effects = SideEffects()
-    started = threading.Event()
+    rivals: list[str] = []
+
+    def lease_expiry() -> datetime:
+        with transaction(db, write=False) as conn:
+            value = conn.execute(
+                sa.select(runs.c.lease_expires_at).where(runs.c.id == run.id)
+            ).scalar_one()
+        assert isinstance(value, datetime)
+        return value
 
     def long_step() -> None:
         effects.hit("long")
-        started.set()
-        time.sleep(1.0)  # the step's own work, 2.5 leases long
+        for _ in range(30):  # 300 s of clock time, ten times the lease
+            clock.advance(10)
+            deadline = time.monotonic() + 10
+            while lease_expiry() < clock.now() + timedelta(seconds=25):
+                assert time.monotonic() < deadline, "the heartbeat did not renew the lease"
+                time.sleep(0.005)
+            rivals.append(engine.execute(run.id).status)
 
     engine.register(Pipeline("p", lambda ctx, p: ctx.step("long", long_step)))
     run = engine.submit("p", {})
-    with ThreadPoolExecutor(1) as pool:
-        first = pool.submit(engine.execute, run.id)
-        assert started.wait(10)
-        rivals = []
-        while not first.done():
-            rivals.append(engine.execute(run.id).status)
-            time.sleep(0.05)
-        assert first.result().status == "completed"
-    assert set(rivals) <= {"running", "completed"} and "running" in rivals
-    assert effects.counts == {"long": 1}
+    assert engine.execute(run.id).status == "completed"
+    assert rivals == ["running"] * 30
+    assert effects.counts == {"long": 1} and engine.get_run(run.id).attempts == 1
 
 
 def test_concurrency_limit_holds_across_engines_sharing_the_database(database_url: str) -> None:

@@ -310,6 +310,7 @@ class Engine:
         if row is None:
             raise NotFound(f"no run {run_id!r}")
         run = RunRecord.from_row(row)
+        self.pipeline(run.pipeline)  # its hooks must be callable before anything changes
         if run.concurrency_key is not None:
             lock_key(conn, run.concurrency_key)
         return run
@@ -321,6 +322,7 @@ class Engine:
             runs.c.id == run.id,
             runs.c.status == run.status,
             runs.c.updated_at == run.updated_at,
+            runs.c.lease_owner.is_not_distinct_from(run.lease_owner),
         )
 
     def _wake(self, conn: Connection, run: RunRecord, now: datetime) -> tuple[str, ...]:

@@ -223,6 +223,9 @@ class _Release:
             if run.concurrency_key is not None:
                 # Key lock first, row second, everywhere: no lock-order deadlock on PostgreSQL.
                 lock_key(conn, run.concurrency_key)
+            if status == "queued" and _cancel_requested(conn, self.lease):
+                # No point waiting out a backoff for a cancelled run.
+                status, error = "cancelled", None
             if status == "queued":
                 moved = conn.execute(
                     sa.update(runs)
@@ -258,6 +261,11 @@ class _Release:
             log.info("run cancelled", extra={**extra, "duration_ms": ms})
             cancel_hook(pipeline, done)
         return Outcome(done.status, None, wake)
+
+
+def _cancel_requested(conn: Connection, lease: Lease) -> bool:
+    flag = conn.execute(sa.select(runs.c.cancel_requested).where(lease.owned())).scalar()
+    return bool(flag)
 
 
 def _jsonable(value: Any) -> Any:
