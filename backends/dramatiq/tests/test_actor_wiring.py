@@ -5,31 +5,38 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import dramatiq_pipelines as pipelines
 import pytest
+import sqlalchemy as sa
 from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware
 from plushify_dramatiq.brokers import build_middleware
-from plushify_dramatiq.runner import DramatiqRunner
+from plushify_dramatiq.runner import FOLLOW_UP_MARGIN, DramatiqRunner
 from plushify_dramatiq.settings import DramatiqSettings
 from sqlalchemy.engine import Engine as SQLEngine
 
+from plushify_core.database import transaction
 from plushify_core.engine import Engine, Pipeline
+from plushify_core.schema import runs
 
 
 class Sent(Middleware):
-    """Records every message the broker enqueues, with its delay."""
+    """Records every message sent, with its delay (not the worker moving it off the delay queue)."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[Message[Any], int | None]] = []
+        self._ids: set[str] = set()
 
     def after_enqueue(self, broker: Any, message: Message[Any], delay: int | None) -> None:
-        self.messages.append((message, delay))
+        if message.message_id not in self._ids:
+            self._ids.add(message.message_id)
+            self.messages.append((message, delay))
 
 
 @pytest.fixture
@@ -51,7 +58,7 @@ def runner(db: SQLEngine, sent: Sent) -> Iterator[DramatiqRunner]:
     options = DramatiqSettings(queue="stub_q", time_limit=60)
     broker = StubBroker(middleware=[*build_middleware(options), sent])
     broker.emit_after("process_boot")
-    engine = Engine(db, lease_seconds=5)
+    engine = Engine(db, lease_seconds=2)
     pipelines.register(engine)
     runner = DramatiqRunner(engine, options=options, broker=broker)
     runner.start()
@@ -145,3 +152,46 @@ def test_waiting_for_a_slot_re_sends_without_using_an_attempt(
     assert {d.attempts for d in details} == {1}
     assert {s.attempts for d in details for s in d.steps} == {1}
     assert pipelines.peak_active(effects, "u") <= pipelines.LIMIT
+
+
+def lease_to_a_dead_worker(db: SQLEngine, run_id: str, seconds: float) -> None:
+    """Make the run look claimed by a worker that died (its lease runs ``seconds`` more)."""
+    now = datetime.now(UTC)
+    with transaction(db) as conn:
+        conn.execute(
+            sa.update(runs)
+            .where(runs.c.id == run_id)
+            .values(
+                status="running",
+                lease_owner="dead-worker",
+                lease_expires_at=now + timedelta(seconds=seconds),
+                attempts=1,
+                started_at=now,
+            )
+        )
+
+
+def test_a_redelivered_message_resumes_the_run_when_the_dead_lease_ends(
+    runner: DramatiqRunner, worker: Worker, sent: Sent, effects: Path, db: SQLEngine
+) -> None:
+    """A message for a run leased elsewhere is followed up at the lease's end, then resumes."""
+    run = runner.engine.submit(pipelines.PIPELINE, {})
+    lease_to_a_dead_worker(db, run.id, seconds=0.5)
+    runner.dispatch(run.id)  # what the broker redelivers after the worker's death
+    drain(runner, worker)
+    assert runner.engine.get_run(run.id).status == "completed"
+    [first, follow_up] = sent.messages
+    assert first[0].kwargs == {} and follow_up[0].kwargs == {"follow_up": True}
+    assert follow_up[1] is not None and follow_up[1] >= FOLLOW_UP_MARGIN * 1000
+
+
+def test_a_follow_up_that_finds_a_live_owner_sends_nothing_more(
+    runner: DramatiqRunner, worker: Worker, sent: Sent, effects: Path, db: SQLEngine
+) -> None:
+    """A duplicate message costs at most one follow-up: no chain of messages behind a live run."""
+    run = runner.engine.submit(pipelines.PIPELINE, {})
+    lease_to_a_dead_worker(db, run.id, seconds=600)  # still leased when the follow-up arrives
+    runner.actor(pipelines.PIPELINE).send_with_options(args=(run.id,), kwargs={"follow_up": True})
+    drain(runner, worker)
+    assert len(sent.messages) == 1
+    assert runner.engine.get_run(run.id).status == "running"

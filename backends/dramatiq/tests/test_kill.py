@@ -1,5 +1,9 @@
 """kill -9 of a worker in the middle of each step: a new worker finishes every run, and every
-step's side effect happened exactly once except the step that was interrupted (which ran again)."""
+step's side effect happened exactly once except the step that was interrupted (which ran again).
+
+The new worker runs without the sweeper, so recovery comes from the broker alone: RabbitMQ
+redelivers on connection loss, Redis after the (short) heartbeat timeout; the redelivered message
+finds the dead worker's lease and follows up when it expires."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ def test_a_worker_killed_during_each_step_loses_nothing(
     producer: DramatiqRunner, start_worker: StartWorker, effects: Path, broker_kind: str
 ) -> None:
     """Five runs hang in steps 1..5 of one worker; SIGKILL; a new worker completes all five."""
+    # (PostgreSQL and SQLite; Redis and RabbitMQ)
     # Given a worker whose runs hang inside step k (run k blocks in step k)
     victim = start_worker(threads=6, PLUSHIFY_TEST_BLOCK="1")
     runs = {k: producer.engine.submit(pipelines.PIPELINE, {"block_at": k}).id for k in range(1, 6)}
@@ -39,7 +44,7 @@ def test_a_worker_killed_during_each_step_loses_nothing(
 
     # When the worker process group is killed with SIGKILL mid-step, and a new worker starts
     victim.kill()
-    start_worker(threads=6)
+    start_worker(threads=6, PLUSHIFY_SWEEP_INTERVAL="0")
     wait_for(
         lambda: all(producer.engine.get_run(r).finished for r in runs.values()),
         timeout=120,

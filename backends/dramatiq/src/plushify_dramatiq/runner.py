@@ -4,7 +4,10 @@ One actor per pipeline; a message carries only the run id. The actor calls
 ``engine.execute(run_id)``, which claims the run, skips recorded steps and runs the next ones.
 When the outcome asks to run again later (step backoff, or waiting for a concurrency slot), the
 actor sends a new message with that delay and the current one is acknowledged: Dramatiq's own
-retries never run a step and waiting never consumes an attempt.
+retries never run a step and waiting never consumes an attempt. Runs freed from waiting by the
+slot this run released are dispatched at once. A message whose run is leased by another
+execution (a redelivery after a worker died, or a duplicate) gets one follow-up message timed for
+that lease's expiry, so a dead worker's run resumes even without the sweeper.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ if TYPE_CHECKING:
     from plushify_core.engine import Engine
     from plushify_core.settings import Settings
 
-__all__ = ["ACTOR_PREFIX", "DramatiqRunner"]
+__all__ = ["ACTOR_PREFIX", "FOLLOW_UP_MARGIN", "DramatiqRunner"]
 
 logger = logging.getLogger(__name__)
 
 #: Actor names are ``plushify.<pipeline name>``.
 ACTOR_PREFIX = "plushify."
+
+#: Seconds after a foreign lease's expiry at which a redelivered message looks again.
+FOLLOW_UP_MARGIN = 1.0
 
 
 class DramatiqRunner:
@@ -52,7 +58,7 @@ class DramatiqRunner:
         self.options = options if options is not None else DramatiqSettings()
         self.broker = broker if broker is not None else build_broker(self.options)
         self.queue = self.options.queue
-        self._actors: dict[str, dramatiq.Actor[[str], None]] = {}
+        self._actors: dict[str, dramatiq.Actor[..., None]] = {}
         self._lock = threading.Lock()
 
     # --- Runner protocol ---------------------------------------------------------------
@@ -84,7 +90,7 @@ class DramatiqRunner:
 
     # --- actors ------------------------------------------------------------------------
 
-    def actor(self, pipeline: str) -> dramatiq.Actor[[str], None]:
+    def actor(self, pipeline: str) -> dramatiq.Actor[..., None]:
         """The actor executing runs of ``pipeline`` (declared on first use)."""
         with self._lock:
             found = self._actors.get(pipeline)
@@ -93,21 +99,15 @@ class DramatiqRunner:
                 self._actors[pipeline] = found
             return found
 
-    def _declare(self, pipeline: str) -> dramatiq.Actor[[str], None]:
-        engine = self.engine
-        send, wake = self._send, self._wake
+    def _declare(self, pipeline: str) -> dramatiq.Actor[..., None]:
+        execute = self.execute
 
-        def execute(run_id: str) -> None:
-            outcome = engine.execute(run_id)
-            wake(outcome.wake)
-            if outcome.delay is not None:
-                # Re-send before this message is acked: a crash in between duplicates the
-                # message, which is harmless (the engine's claim lets one execution through).
-                send(pipeline, run_id, outcome.delay)
+        def execute_run(run_id: str, follow_up: bool = False) -> None:
+            execute(pipeline, run_id, follow_up=follow_up)
 
-        execute.__name__ = f"execute_{pipeline}"
-        actor: dramatiq.Actor[[str], None] = dramatiq.Actor(
-            execute,
+        execute_run.__name__ = f"execute_{pipeline}"
+        actor: dramatiq.Actor[..., None] = dramatiq.Actor(
+            execute_run,
             broker=self.broker,
             actor_name=f"{ACTOR_PREFIX}{pipeline}",
             queue_name=self.queue,
@@ -115,6 +115,33 @@ class DramatiqRunner:
             options={"max_retries": 0},
         )
         return actor
+
+    def execute(self, pipeline: str, run_id: str, *, follow_up: bool = False) -> None:
+        """The actor's body: execute the run, then schedule what the outcome asks for.
+
+        Every message sent from here goes out before the current one is acknowledged: a crash
+        in between duplicates a message, which is harmless (only one execution claims a run).
+        """
+        outcome = self.engine.execute(run_id)
+        self._wake(outcome.wake)
+        if outcome.delay is not None:
+            self._send(pipeline, run_id, outcome.delay)
+        elif outcome.status == "running" and not follow_up:
+            self._follow_up(pipeline, run_id)
+
+    def _follow_up(self, pipeline: str, run_id: str) -> None:
+        # Another execution holds the lease. Usually a duplicate message; but after a worker
+        # died, this is the broker redelivering its message while the dead lease still runs.
+        # Look once more when that lease ends: a live owner will have renewed it (the
+        # follow-up then does nothing), a dead one lets the follow-up resume the run.
+        run = self.engine.get_run(run_id)
+        if run.finished:
+            return
+        delay = FOLLOW_UP_MARGIN
+        if run.status == "running" and run.lease_expires_at is not None:
+            remaining = (run.lease_expires_at - self.engine.clock.now()).total_seconds()
+            delay += max(0.0, remaining)
+        self._send(pipeline, run_id, delay, follow_up=True)
 
     def _wake(self, run_ids: tuple[str, ...]) -> None:
         # Runs that waited for the slot just freed: their delayed message may be far off.
@@ -124,9 +151,13 @@ class DramatiqRunner:
             except Exception:  # their delayed message (or the sweeper) still runs them
                 logger.exception("Could not wake run %s.", run_id)
 
-    def _send(self, pipeline: str, run_id: str, delay: float) -> None:
+    def _send(self, pipeline: str, run_id: str, delay: float, *, follow_up: bool = False) -> None:
         ms = round(delay * 1000)
-        self.actor(pipeline).send_with_options(args=(run_id,), delay=ms if ms > 0 else None)
+        self.actor(pipeline).send_with_options(
+            args=(run_id,),
+            kwargs={"follow_up": True} if follow_up else None,
+            delay=ms if ms > 0 else None,
+        )
 
     # --- engine look-ups ---------------------------------------------------------------
 
