@@ -37,8 +37,14 @@ class Harness:
         raise AssertionError("runs did not finish")
 
 
-def make_harness(database_url: str, storage_url: str | None = None, **settings: object) -> Harness:
-    """A facade on ``database_url`` with a fresh in-memory store and a FakeModel."""
+def make_harness(
+    database_url: str,
+    storage_url: str | None = None,
+    *,
+    storage: BlobStore | None = None,
+    **settings: object,
+) -> Harness:
+    """A facade on ``database_url`` with a FakeModel and a fresh in-memory (or given) store."""
     clock = ManualClock()
     config = Settings(
         database_url=database_url,
