@@ -7,8 +7,7 @@ processes and killed workers. The payload steers faults:
 
 - ``fail_once_at: n`` — step ``n`` raises a transient error on its first execution only;
 - ``block_at: n`` — step ``n`` hangs (until the worker is killed) when ``PLUSHIFY_TEST_BLOCK=1``;
-- ``hold: s`` plus ``key`` — every step sleeps ``s`` seconds while counted as active for ``key``;
-- ``photo: path`` — step one reads the photo from the path (a blob stored outside the message).
+- ``hold: s`` plus ``key`` — every step sleeps ``s`` seconds while counted as active for ``key``.
 """
 
 from __future__ import annotations
@@ -52,9 +51,6 @@ def step(run_id: str, number: int, payload: dict[str, Any]) -> int:
     """One step: record the side effect, then apply the payload's faults."""
     effects = effects_dir()
     _append(effects / "effects.log", f"{run_id} {number} {os.getpid()}\n")
-    if payload.get("photo") and number == 1:
-        size = len(Path(payload["photo"]).read_bytes())
-        _append(effects / "photos.log", f"{run_id} {size}\n")
     if payload.get("fail_once_at") == number and _first_time(effects, f"fail-{run_id}-{number}"):
         raise RuntimeError(f"transient failure of step {number}")
     if payload.get("block_at") == number and os.environ.get("PLUSHIFY_TEST_BLOCK") == "1":
@@ -87,11 +83,6 @@ def blocked(effects: Path) -> set[tuple[str, int]]:
 def peak_active(effects: Path, key: str) -> int:
     """The largest number of steps of ``key`` ever active at once."""
     return max((int(n) for (n,) in _lines(effects / f"peaks-{key}.log")), default=0)
-
-
-def photo_sizes(effects: Path) -> dict[str, int]:
-    """Photo sizes (bytes) read by step one, per run."""
-    return {run: int(size) for run, size in _lines(effects / "photos.log")}
 
 
 # --- helpers ---------------------------------------------------------------------------

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import dramatiq_pipelines as pipelines
 import pytest
 from conftest import wait_for
-from dramatiq.broker import Broker
-from dramatiq.message import Message
-from dramatiq.middleware import Middleware
 from plushify_dramatiq.runner import DramatiqRunner
 from plushify_dramatiq.testing import WorkerProcess
 
@@ -112,30 +108,3 @@ class TestOnPostgres:
         peak = pipelines.peak_active(effects, "user-1")
         print(f"peak concurrent steps of one key: {peak}")
         assert 1 <= peak <= pipelines.LIMIT
-
-    def test_the_message_stays_under_one_kib_for_a_ten_megabyte_photo(
-        self,
-        producer: DramatiqRunner,
-        broker: Broker,
-        start_worker: StartWorker,
-        effects: Path,
-        tmp_path: Path,
-    ) -> None:
-        """The photo lives in storage; the broker only ever sees the run id."""
-        sizes: list[int] = []
-
-        class Measure(Middleware):
-            def after_enqueue(self, broker: Any, message: Message[Any], delay: Any) -> None:
-                sizes.append(len(message.encode()))
-
-        broker.add_middleware(Measure())
-        photo = tmp_path / "photo.jpg"
-        photo.write_bytes(b"\xff\xd8" + bytes(10 * 1024 * 1024))
-        run = producer.engine.submit(pipelines.PIPELINE, {"photo": str(photo)})
-        producer.dispatch(run.id)
-        start_worker()
-        wait_for(finished(producer, run.id), timeout=60, what="the run to finish")
-        assert producer.engine.get_run(run.id).status == "completed"
-        assert pipelines.photo_sizes(effects) == {run.id: 10 * 1024 * 1024 + 2}
-        assert len(sizes) == 1 and sizes[0] < 1024
-        print(f"message size for a 10 MB photo: {sizes[0]} bytes")
