@@ -33,7 +33,7 @@ from .registry import load_model, load_runner
 from .runner import Runner
 from .schema import generations, reservations, runs
 from .settings import Settings
-from .storage import BlobStore, generated_key, scratch_key, staging_key
+from .storage import BlobStore, generated_key, s3_options_from_env, scratch_key, staging_key
 
 __all__ = ["ImageKind", "Plushify"]
 
@@ -71,6 +71,7 @@ class Plushify:
             model=model,
             clock=self.clock,
             max_long_side=s.max_long_side,
+            max_pixels=s.max_pixels,
             max_in_flight=s.max_in_flight,
             retry=RetryPolicy(
                 attempts=s.retry_attempts,
@@ -91,9 +92,15 @@ class Plushify:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = create_engine(settings.database_url)
         create_schema(database)
+        # Settings (environment or .env) name the S3 endpoint; credentials stay with botocore.
+        s3_env = {
+            "PLUSHIFY_S3_ENDPOINT_URL": settings.s3_endpoint_url,
+            "PLUSHIFY_S3_REGION": settings.s3_region,
+        }
+        options = s3_options_from_env(s3_env) if settings.storage_url.startswith("s3") else {}
         return cls(
             database=database,
-            storage=BlobStore(settings.storage_url),
+            storage=BlobStore(settings.storage_url, storage_options=options),
             model=load_model(settings.model, settings),
             settings=settings,
         )

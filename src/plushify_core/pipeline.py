@@ -50,6 +50,7 @@ class PlushiePipeline:
     model: Model
     clock: Clock
     max_long_side: int = 2048
+    max_pixels: int | None = None
     max_in_flight: int = 5
     retry: RetryPolicy | None = None
 
@@ -96,7 +97,11 @@ class PlushiePipeline:
                 return OriginalImage(key=gen.original_key, content_type="image/jpeg")
             raise NonRetriableError("The uploaded photo is missing; please upload it again.")
         try:
-            normal = normalize_image(self.storage.get(staged), max_long_side=self.max_long_side)
+            normal = normalize_image(
+                self.storage.get(staged),
+                max_long_side=self.max_long_side,
+                max_pixels=self.max_pixels,
+            )
         except InvalidImage as exc:
             raise NonRetriableError(exc.message, code=exc.code) from exc
         key = original_key(user_id, gen_id, normal.ext)

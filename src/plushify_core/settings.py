@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     storage_url: str = Field("", description="fsspec URL; default file:// under data_dir.")
     runner: str = Field("inprocess", description="Runner backend name (inprocess, dramatiq).")
     model: str = Field("local", description="Model backend name (local, gemini, fake).")
+    s3_endpoint_url: str = Field("", description="S3-compatible endpoint (empty: AWS).")
+    s3_region: str = Field("", description="S3 region (empty: the AWS default).")
     workers: int = Field(4, ge=1, le=64, description="In-process runner worker threads.")
 
     max_in_flight: int = Field(5, ge=1, description="Generations one user may run at once.")
