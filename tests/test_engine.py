@@ -208,6 +208,41 @@ def test_on_failure_exception_is_logged_not_lost(
     assert {"run started", "step failed", "run failed"} <= set(messages)
 
 
+class ProcessDied(BaseException):
+    """Stands in for the process dying inside a hook (nothing after it runs)."""
+
+
+def test_a_hook_interrupted_by_process_death_runs_again_after_its_lease(db: SQLEngine) -> None:
+    """on_failure cut short by a dying process is run again once its hook lease expired."""
+    engine, clock = manual_engine(db, lease_seconds=30.0)
+    calls: list[str] = []
+
+    def hook(run: RunRecord, error: str) -> None:
+        calls.append(error)
+        if len(calls) == 1:
+            raise ProcessDied
+
+    def fn(ctx: RunContext, payload: dict[str, Any]) -> None:
+        ctx.step("s", Flaky(SideEffects(), "s", [NonRetriableError("no")], None))
+
+    engine.register(Pipeline("p", fn, on_failure=hook))
+    run = engine.submit("p", {})
+    with pytest.raises(ProcessDied):
+        engine.execute(run.id)
+    assert engine.get_run(run.id).hook_pending == "failed"
+    assert engine.execute(run.id) == Outcome("failed") and len(calls) == 1
+    assert engine.due_runs(grace=0) == []
+
+    clock.advance(31)
+    assert engine.due_runs() == [run.id]
+    assert engine.execute(run.id) == Outcome("failed")
+    assert calls == ["NonRetriableError: no"] * 2
+    assert engine.get_run(run.id).hook_pending is None
+    clock.advance(31)
+    assert engine.execute(run.id) == Outcome("failed") and len(calls) == 2
+    assert engine.due_runs() == []
+
+
 def test_structured_log_fields(db: SQLEngine, caplog: pytest.LogCaptureFixture) -> None:
     """Logs carry run_id, pipeline, step, attempt and duration_ms as structured fields."""
     engine, _ = manual_engine(db)

@@ -26,7 +26,8 @@ from .clock import Clock, SystemClock
 from .context import RunContext
 from .database import is_sqlite, transaction
 from .errors import ConfigurationError, IdempotencyConflict, NotFound, NotRetryable
-from .execution import Outcome, OutcomeStatus, cancel_hook, execute, failure_hook, to_final
+from .execution import Outcome, OutcomeStatus, execute
+from .hooks import run_hook, to_final
 from .ids import new_id
 from .leases import lock_key, wake_waiters
 from .retry import RetryPolicy
@@ -188,7 +189,11 @@ class Engine:
     def due_runs(
         self, now: datetime | None = None, *, grace: float | None = None, limit: int = 1000
     ) -> list[str]:
-        """Runs a sweep should dispatch: queued and due for ``grace`` seconds, or lease expired."""
+        """Runs a sweep should dispatch: queued and due for ``grace`` seconds, or lease expired.
+
+        Finished runs whose hook was interrupted (its process died) count too, once the hook's
+        lease expired: executing them runs the hook again.
+        """
         now = now or self.clock.now()
         late = now - timedelta(seconds=self.sweep_grace if grace is None else grace)
         with transaction(self.db, write=False) as conn:
@@ -198,6 +203,8 @@ class Engine:
                     sa.or_(
                         sa.and_(runs.c.status == "queued", runs.c.next_attempt_at <= late),
                         sa.and_(runs.c.status == "running", runs.c.lease_expires_at <= now),
+                        # A hook whose process died: executing the run calls it again.
+                        sa.and_(runs.c.hook_pending.is_not(None), runs.c.lease_expires_at <= now),
                     )
                 )
                 .order_by(runs.c.next_attempt_at)
@@ -227,7 +234,7 @@ class Engine:
                     .values(cancel_requested=True, updated_at=now)
                 )
                 return True
-            done = to_final(conn, self._guard(run), "cancelled", None, now, cancel_requested=True)
+            done = self._to_final(conn, run, "cancelled", None, now, cancel_requested=True)
             if done is None:  # it changed meanwhile: let its owner see the request
                 conn.execute(
                     sa.update(runs).where(runs.c.id == run_id).values(cancel_requested=True)
@@ -235,7 +242,7 @@ class Engine:
                 return True
             wake = self._wake(conn, run, now)
         log.info("run cancelled", extra={"run_id": run_id, "pipeline": run.pipeline})
-        cancel_hook(self.pipeline(run.pipeline), done)
+        run_hook(self.db, self.pipeline(run.pipeline), done)
         self._log_wake(wake)
         return True
 
@@ -250,12 +257,12 @@ class Engine:
             run = self._locked(conn, run_id)
             if run.finished:
                 return False
-            done = to_final(conn, self._guard(run), "failed", error, now)
+            done = self._to_final(conn, run, "failed", error, now)
             if done is None:
                 return False
             self._wake(conn, run, now)
         log.error("run failed", extra={"run_id": run_id, "pipeline": run.pipeline, "error": error})
-        failure_hook(self.pipeline(run.pipeline), done, error)
+        run_hook(self.db, self.pipeline(run.pipeline), done)
         return True
 
     def retry(
@@ -287,6 +294,9 @@ class Engine:
                     cancel_requested=False,
                     waiting_since=None,
                     result=None,
+                    hook_pending=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
                     updated_at=now,
                 )
                 .returning(*runs.c)
@@ -315,14 +325,33 @@ class Engine:
             lock_key(conn, run.concurrency_key)
         return run
 
-    @staticmethod
-    def _guard(run: RunRecord) -> sa.ColumnElement[bool]:
-        # Only the state we saw: a concurrent claim, retry or release makes the update miss.
-        return sa.and_(
+    def _to_final(
+        self,
+        conn: Connection,
+        run: RunRecord,
+        status: str,
+        error: str | None,
+        now: datetime,
+        **more: Any,
+    ) -> RunRecord | None:
+        # Guarded by the state we saw: a concurrent claim, retry or release makes it miss.
+        guard = sa.and_(
             runs.c.id == run.id,
             runs.c.status == run.status,
             runs.c.updated_at == run.updated_at,
             runs.c.lease_owner.is_not_distinct_from(run.lease_owner),
+        )
+        pipeline = self.pipeline(run.pipeline)
+        return to_final(
+            conn,
+            guard,
+            status,
+            error,
+            now,
+            pipeline=pipeline,
+            hook_lease=self.lease_seconds,
+            owner=self.worker_id,
+            **more,
         )
 
     def _wake(self, conn: Connection, run: RunRecord, now: datetime) -> tuple[str, ...]:

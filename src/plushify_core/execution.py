@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from .context import Cancelled, FailRun, LeaseLost, RetryLater, RunContext, describe
 from .database import transaction
+from .hooks import claim_hook, run_hook, to_final
 from .ids import new_id
 from .leases import Heartbeat, Lease, count_running, lock_key, wake_waiters
 from .runs import RunRecord, StepRecord
@@ -28,7 +29,7 @@ from .schema import runs, steps
 if TYPE_CHECKING:
     from .engine import Engine, Pipeline
 
-__all__ = ["Outcome", "OutcomeStatus", "cancel_hook", "execute", "failure_hook", "to_final"]
+__all__ = ["Outcome", "OutcomeStatus", "execute"]
 
 log = logging.getLogger("plushify_core.engine")
 
@@ -108,55 +109,79 @@ def _claimable(now: datetime) -> sa.ColumnElement[bool]:
 
 def _claim(engine: Engine, run_id: str) -> Outcome | tuple[RunRecord, Lease, Pipeline]:
     now = engine.clock.now()
+    hook_lease, owner = engine.lease_seconds, engine.worker_id
     with transaction(engine.db) as conn:
         row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
         if row is None:
             return Outcome("missing")
         run = RunRecord.from_row(row)
-        if run.finished:
-            return Outcome(run.status)
         pipeline = engine.pipeline(run.pipeline)
-        expired = run.lease_expires_at is None or run.lease_expires_at <= now
-        if run.status == "running" and not expired:
-            return Outcome("running")
-        if run.status == "queued" and run.next_attempt_at and run.next_attempt_at > now:
-            return Outcome("queued", (run.next_attempt_at - now).total_seconds())
-        claimable = sa.and_(runs.c.id == run_id, _claimable(now))
-        if run.cancel_requested:
-            done = to_final(conn, claimable, "cancelled", None, now)
-            if done is None:
-                return Outcome("running")
+        if run.finished:
+            # A hook whose process died is run again here, once its hook lease expired.
+            pending = claim_hook(conn, run, now, hook_lease=hook_lease, owner=owner)
         else:
-            key, limit = run.concurrency_key, pipeline.concurrency_limit
-            if key is not None and limit is not None:
-                lock_key(conn, key)
-                if count_running(conn, key, now, exclude=run_id) >= limit:
-                    return _wait_for_slot(engine, conn, claimable, now)
-            lease = Lease(run_id, f"{engine.worker_id}:{new_id()[:12]}", engine.lease_seconds)
-            claimed = (
-                conn.execute(
-                    sa.update(runs)
-                    .where(claimable)
-                    .values(
-                        status="running",
-                        lease_owner=lease.token,
-                        lease_expires_at=lease.expiry(now),
-                        attempts=runs.c.attempts + 1,
-                        waiting_since=None,
-                        started_at=sa.func.coalesce(runs.c.started_at, now),
-                        updated_at=now,
-                    )
-                    .returning(*runs.c)
-                )
-                .mappings()
-                .first()
-            )
-            if claimed is None:
+            expired = run.lease_expires_at is None or run.lease_expires_at <= now
+            if run.status == "running" and not expired:
                 return Outcome("running")
-            return RunRecord.from_row(claimed), lease, pipeline
-    log.info("run cancelled", extra={"run_id": run_id, "pipeline": pipeline.name})
-    cancel_hook(pipeline, done)
-    return Outcome("cancelled")
+            if run.status == "queued" and run.next_attempt_at and run.next_attempt_at > now:
+                return Outcome("queued", (run.next_attempt_at - now).total_seconds())
+            claimable = sa.and_(runs.c.id == run_id, _claimable(now))
+            if not run.cancel_requested:
+                return _claim_slot(engine, conn, run, pipeline, claimable, now)
+            pending = to_final(
+                conn,
+                claimable,
+                "cancelled",
+                None,
+                now,
+                pipeline=pipeline,
+                hook_lease=hook_lease,
+                owner=owner,
+            )
+            if pending is None:
+                return Outcome("running")
+            log.info("run cancelled", extra={"run_id": run_id, "pipeline": pipeline.name})
+    if pending is not None:
+        run_hook(engine.db, pipeline, pending)
+        return Outcome(pending.status)
+    return Outcome(run.status)
+
+
+def _claim_slot(
+    engine: Engine,
+    conn: Connection,
+    run: RunRecord,
+    pipeline: Pipeline,
+    claimable: Any,
+    now: datetime,
+) -> Outcome | tuple[RunRecord, Lease, Pipeline]:
+    key, limit = run.concurrency_key, pipeline.concurrency_limit
+    if key is not None and limit is not None:
+        lock_key(conn, key)
+        if count_running(conn, key, now, exclude=run.id) >= limit:
+            return _wait_for_slot(engine, conn, claimable, now)
+    lease = Lease(run.id, f"{engine.worker_id}:{new_id()[:12]}", engine.lease_seconds)
+    claimed = (
+        conn.execute(
+            sa.update(runs)
+            .where(claimable)
+            .values(
+                status="running",
+                lease_owner=lease.token,
+                lease_expires_at=lease.expiry(now),
+                attempts=runs.c.attempts + 1,
+                waiting_since=None,
+                started_at=sa.func.coalesce(runs.c.started_at, now),
+                updated_at=now,
+            )
+            .returning(*runs.c)
+        )
+        .mappings()
+        .first()
+    )
+    if claimed is None:
+        return Outcome("running")
+    return RunRecord.from_row(claimed), lease, pipeline
 
 
 def _wait_for_slot(engine: Engine, conn: Connection, claimable: Any, now: datetime) -> Outcome:
@@ -174,33 +199,6 @@ def _wait_for_slot(engine: Engine, conn: Connection, claimable: Any, now: dateti
         )
     )
     return Outcome("queued", engine.slot_wait)
-
-
-def to_final(
-    conn: Connection, guard: Any, status: str, error: str | None, now: datetime, **more: Any
-) -> RunRecord | None:
-    """Move the guarded run to a final status; the new record, or ``None`` if another won."""
-    row = (
-        conn.execute(
-            sa.update(runs)
-            .where(guard)
-            .values(
-                status=status,
-                error=error,
-                lease_owner=None,
-                lease_expires_at=None,
-                next_attempt_at=None,
-                waiting_since=None,
-                finished_at=now,
-                updated_at=now,
-                **more,
-            )
-            .returning(*runs.c)
-        )
-        .mappings()
-        .first()
-    )
-    return None if row is None else RunRecord.from_row(row)
 
 
 @dataclass
@@ -242,7 +240,17 @@ class _Release:
                 done = run if moved == 1 else None
             else:
                 more = {"result": _jsonable(result)} if status == "completed" else {}
-                done = to_final(conn, self.lease.owned(), status, error, now, **more)
+                done = to_final(
+                    conn,
+                    self.lease.owned(),
+                    status,
+                    error,
+                    now,
+                    pipeline=pipeline,
+                    hook_lease=self.engine.lease_seconds,
+                    owner=self.engine.worker_id,
+                    **more,
+                )
             if done is None:
                 log.warning("lease lost before the run was released", extra=extra)
                 return Outcome("running")
@@ -256,10 +264,9 @@ class _Release:
             log.info("run completed", extra={**extra, "duration_ms": ms})
         elif status == "failed":
             log.error("run failed", extra={**extra, "duration_ms": ms, "error": error})
-            failure_hook(pipeline, done, error or "failed")
         else:
             log.info("run cancelled", extra={**extra, "duration_ms": ms})
-            cancel_hook(pipeline, done)
+        run_hook(self.engine.db, pipeline, done)
         return Outcome(done.status, None, wake)
 
 
@@ -274,25 +281,3 @@ def _jsonable(value: Any) -> Any:
     except Exception:
         # A pipeline's return value is informative only; an odd one must not fail the run.
         return repr(value)
-
-
-def failure_hook(pipeline: Pipeline, run: RunRecord, error: str) -> None:
-    """Call ``on_failure``; its own exception is logged with its traceback, never lost."""
-    if pipeline.on_failure is not None:
-        try:
-            pipeline.on_failure(run, error)
-        except Exception:
-            log.exception(
-                "on_failure hook raised", extra={"run_id": run.id, "pipeline": run.pipeline}
-            )
-
-
-def cancel_hook(pipeline: Pipeline, run: RunRecord) -> None:
-    """Call ``on_cancel``; its own exception is logged with its traceback, never lost."""
-    if pipeline.on_cancel is not None:
-        try:
-            pipeline.on_cancel(run)
-        except Exception:
-            log.exception(
-                "on_cancel hook raised", extra={"run_id": run.id, "pipeline": run.pipeline}
-            )

@@ -52,6 +52,7 @@ class RunRecord(BaseModel):
     waiting_since: datetime | None = None
     error: str | None = None
     result: Any = None
+    hook_pending: str | None = None
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None = None

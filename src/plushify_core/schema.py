@@ -174,6 +174,9 @@ runs = Table(
     # Set while a queued run waits for a concurrency slot (not a backoff): FIFO order of waiters.
     Column("waiting_since", UTCDateTime, nullable=True),
     Column("result", JSON, nullable=True),
+    # The final status whose hook (on_failure / on_cancel) has not returned yet; the lease
+    # columns then guard the hook, so a process dying inside it leaves it to be run again.
+    Column("hook_pending", String(16), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True),
