@@ -23,6 +23,7 @@ class TestDramatiqConformance(RunnerConformance):
     def start_runner(
         self, options: DramatiqSettings, broker: Broker
     ) -> Iterator[Callable[[Engine], Runner]]:
+        """A DramatiqRunner on the test's private queue plus an in-process Dramatiq worker."""
         workers: list[Worker] = []
 
         def start(engine: Engine) -> Runner:

@@ -44,11 +44,12 @@ def test_a_run_completes_through_a_real_worker(
     assert step_counts(effects, run.id) == [1, 1, 1, 1, 1]
 
 
-def test_the_worker_click_command_starts_workers_that_execute_runs(
-    producer: DramatiqRunner, start_worker: StartWorker, effects: Path
+@pytest.mark.parametrize("entry", ["plushify", "command"])
+def test_plushify_worker_starts_workers_that_execute_runs(
+    producer: DramatiqRunner, start_worker: StartWorker, effects: Path, entry: str
 ) -> None:
-    """``worker_command`` (what ``plushify worker`` runs) consumes the configured queue."""
-    worker = start_worker(entry="command", processes=1, threads=2)
+    """``plushify worker`` (core's CLI) and the bare ``worker_command`` consume the queue."""
+    worker = start_worker(entry=entry, processes=1, threads=2)
     run = producer.engine.submit(pipelines.PIPELINE, {})
     producer.dispatch(run.id)
     wait_for(finished(producer, run.id), timeout=60, what="the run to finish")

@@ -22,9 +22,11 @@ __all__ = ["ENTRIES", "WorkerProcess", "settings_env"]
 
 READY_LINE = "Worker process is ready for action."
 
-#: How a worker can be started: the plain Dramatiq CLI, or the ``worker`` click command.
+#: How a worker can be started: the plain Dramatiq CLI, ``plushify worker``, or the bare
+#: ``worker`` click command (``plushify worker`` without core's CLI around it).
 ENTRIES: dict[str, tuple[str, ...]] = {
     "dramatiq": ("-m", "dramatiq", "plushify_dramatiq.worker"),
+    "plushify": ("-c", "from plushify_core.cli import main; main()", "worker"),
     "command": ("-c", "from plushify_dramatiq.cli import worker_command; worker_command()"),
 }
 
