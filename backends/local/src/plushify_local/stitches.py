@@ -77,8 +77,6 @@ def running_stitches(
     canvas = np.zeros((h, w), dtype=np.uint8)
     counts = np.bincount(ids.ravel())
     thickness = max(1, round(width))
-    # Round caps lengthen each drawn dash by the line width: draw it shorter to show ``dash``.
-    drawn = max(1.0, dash - width * 0.4)
     for region in np.flatnonzero(counts >= min_area).tolist():
         inside = _fill_small_holes((ids == region).astype(np.uint8), min_area)
         # Replicate the border so the distance ignores the image edge: no stitches along it.
@@ -90,7 +88,7 @@ def running_stitches(
             if cv2.arcLength(contour, True) < 4 * period:
                 continue
             dashes = _dashes(
-                np.asarray(contour, np.int32), dash=drawn, period=period, border=inset, size=(w, h)
+                np.asarray(contour, np.int32), dash=dash, period=period, border=inset, size=(w, h)
             )
             if dashes:
                 cv2.polylines(canvas, dashes, False, (255,), thickness, cv2.LINE_AA, 4)

@@ -100,7 +100,7 @@ def _render(smooth: Bgr, faces: Sequence[Box]) -> Lab:
     gray = np.asarray(cv2.cvtColor(smooth, cv2.COLOR_BGR2GRAY), np.uint8)
     lines = embroidery_mask(gray, scale=s)
     stitches = running_stitches(
-        ids, min_area=0.02 * total, inset=6.0 * s, dash=5.0 * s, period=9.0 * s, width=2.2 * s
+        ids, min_area=0.02 * total, inset=6.0 * s, dash=6.0 * s, period=9.5 * s, width=2.2 * s
     )
     painted = sew(painted, lines, stitches, scale=s)
     bead_highlights(painted, ids, stats, scale=s)
