@@ -170,6 +170,16 @@ class RunContext:
         if prior is not None and prior.status == "running" and prior.attempts >= policy.attempts:
             error = f"step {name!r} was interrupted on its last attempt (the worker died)"
             self._finish_step(name, attempt - 1, None, error, None)
+            log.warning(
+                "step failed",
+                extra={
+                    "run_id": self.run_id,
+                    "pipeline": self.run.pipeline,
+                    "step": name,
+                    "attempt": attempt - 1,
+                    "error": error,
+                },
+            )
             raise FailRun(error)
         self._begin_step(name, position, attempt)
         extra = {"run_id": self.run_id, "pipeline": self.run.pipeline, "step": name}

@@ -3,8 +3,8 @@
 The claim is one guarded UPDATE (queued and due, or running under an expired lease) inside a
 write transaction that also counts the run's concurrency slots under the key lock. Every way out
 of ``running`` (retry later, completed, failed, cancelled) is guarded by the lease token, frees
-the slot and wakes the oldest waiter; hooks run after the transaction commits, only for the
-execution whose guarded UPDATE won, which is what makes ``on_failure`` run once.
+the slot and wakes the oldest waiter. Hooks run after the transaction commits, only for the
+execution whose guarded UPDATE won, which is what makes ``on_failure`` run once (see ``hooks``).
 """
 
 from __future__ import annotations
