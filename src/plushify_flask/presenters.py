@@ -89,12 +89,22 @@ def _duration(ms: int | None) -> str:
     return f"{ms // 60_000} min {(ms % 60_000) // 1000} s"
 
 
+def _run_took(run: Any) -> str:
+    started, finished = run.started_at, run.finished_at
+    if started is None:
+        return "-"
+    end = finished or datetime.now(UTC)
+    return _duration(int((end - started).total_seconds() * 1000))
+
+
 def init_presenters(app: Flask) -> None:
     """Template filters and the header's credits."""
     app.add_template_filter(step_label, "step_label")
     app.add_template_filter(_ago, "ago")
     app.add_template_filter(iso, "iso")
     app.add_template_filter(_duration, "duration")
+    app.add_template_filter(_run_took, "run_took")
+    app.add_template_filter(lambda d: d.strftime("%H:%M:%S") if d else "", "clock")
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

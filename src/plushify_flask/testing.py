@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from plushify_core.facade import Plushify
 from plushify_core.ids import new_id
@@ -151,10 +151,17 @@ class LiveServer:
     url: str
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Tests make hundreds of requests; only errors are worth printing."""
+
+
 @contextmanager
 def live_server(site: Site) -> Iterator[LiveServer]:
     """Serve ``site`` on a free port until the block ends."""
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, site.app, threaded=True)
+    server: BaseWSGIServer = make_server(
+        "127.0.0.1", 0, site.app, threaded=True, request_handler=_QuietHandler
+    )
     thread = threading.Thread(target=server.serve_forever, name="plushify-live", daemon=True)
     thread.start()
     try:
