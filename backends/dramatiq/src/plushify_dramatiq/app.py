@@ -18,7 +18,6 @@ from .settings import DramatiqSettings
 
 if TYPE_CHECKING:
     from plushify_core.engine import Engine
-
     from plushify_core.settings import Settings
 
 __all__ = ["build_runner", "load_hook"]
@@ -58,9 +57,8 @@ def build_runner(
 
 
 def _runner_from_hook(settings: Settings, options: DramatiqSettings) -> DramatiqRunner:
-    from plushify_core.engine import Engine
-
     from plushify_core.database import create_engine, create_schema
+    from plushify_core.engine import Engine
 
     hook = load_hook(options.pipelines)
     db = create_engine(settings.database_url)
@@ -71,16 +69,14 @@ def _runner_from_hook(settings: Settings, options: DramatiqSettings) -> Dramatiq
 
 
 def _runner_from_app(settings: Settings, options: DramatiqSettings) -> DramatiqRunner:
-    try:
-        from plushify_core import Plushify  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as exc:
+    from plushify_core import Plushify
+
+    app = Plushify.from_settings(settings)
+    if not isinstance(app.runner, DramatiqRunner):
         raise ConfigurationError(
-            "this plushify has no Plushify app to build; set PLUSHIFY_PIPELINES=module:function"
-        ) from exc
-    app: Any = Plushify.from_settings(settings)
-    runner = app.runner
-    if not isinstance(runner, DramatiqRunner):
-        raise ConfigurationError(
-            f"workers need PLUSHIFY_RUNNER=dramatiq (the app's runner is {type(runner).__name__})"
+            f"workers need PLUSHIFY_RUNNER=dramatiq (the app's runner is "
+            f"{type(app.runner).__name__})"
         )
-    return runner
+    # The app built its runner from the environment; the worker's runner uses ``options``.
+    app.runner.stop()
+    return DramatiqRunner(app.engine, settings, options=options)
