@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,7 +29,7 @@ def env(tmp_path: Path, database_url: str) -> dict[str, str]:
 def test_users_create_and_token_work_against_the_site(
     tmp_path: Path, database_url: str, env: dict[str, str]
 ) -> None:
-    """``users create`` grants credits; ``users token`` prints a token the API accepts."""
+    """``users create`` grants credits, ``users token`` makes a working token, revoke ends it."""
     runner = CliRunner()
     created = runner.invoke(cli, ["users", "create", "gina", "--credits", "7", "--admin"], env=env)
     assert created.exit_code == 0, created.output
@@ -38,6 +44,13 @@ def test_users_create_and_token_work_against_the_site(
             "/api/credits", headers={"Authorization": f"Bearer {token}"}
         )
         assert response.get_json() == {"credits": 7, "in_use": 0, "available": 7}
+    revoked = runner.invoke(cli, ["users", "revoke", "gina"], env=env)
+    assert revoked.exit_code == 0 and "revoked 1 token(s) of gina" in revoked.output
+    with make_site(tmp_path, database_url) as site:
+        response = site.app.test_client().get(
+            "/api/credits", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 401
 
 
 def test_users_create_uses_signup_credits_and_refuses_duplicates(env: dict[str, str]) -> None:
@@ -50,3 +63,43 @@ def test_users_create_uses_signup_credits_and_refuses_duplicates(env: dict[str, 
     assert again.exit_code != 0 and "taken" in again.output
     missing = runner.invoke(cli, ["users", "token", "nobody"], env=env)
     assert missing.exit_code != 0 and "no user named" in missing.output
+
+
+def test_demo_serves_the_site_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """``demo`` prints the URL and the demo login, serves pages, and exits 0 on SIGINT."""
+    env = {
+        **os.environ,
+        "PLUSHIFY_DATA_DIR": str(tmp_path / "data"),
+        "PLUSHIFY_MODEL": "fake",
+        "PYTHONUNBUFFERED": "1",
+    }
+    code = "from plushify_flask.cli import cli; cli()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "demo", "--port", "0"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        banner = "".join(lines)
+        url = re.search(r"running at (http://127\.0\.0\.1:\d+)", banner)
+        assert url, banner
+        assert re.search(r"Sign in as +demo / \S+ +\(10 credits", banner)
+        with urllib.request.urlopen(f"{url.group(1)}/login", timeout=10) as response:
+            assert response.status == 200
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, rest
+        assert "Stopped." in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -25,6 +25,7 @@ def test_generate_page_shows_credits_and_the_limit_message(site: Site) -> None:
     page = client.get("/").get_data(as_text=True)
     assert 'title="6 available (0 in use)"' in page
     assert "Make my plushie" in page
+    assert 'data-poll-interval="3000" data-poll-timeout="300000"' in page
     for _ in range(5):
         site.plushify.submit(user.id, photo())
     page = client.get("/").get_data(as_text=True)

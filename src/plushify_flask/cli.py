@@ -214,6 +214,17 @@ def token(name: str) -> None:
     click.echo(store.issue_token(user.id))
 
 
+@users_group.command("revoke")
+@click.argument("name")
+def revoke(name: str) -> None:
+    """Revoke every API token of NAME."""
+    store, _ = _accounts()
+    user = store.by_name(name)
+    if user is None:
+        raise click.ClickException(f"no user named {name!r}")
+    click.echo(f"revoked {store.revoke_tokens(user.id)} token(s) of {user.username}")
+
+
 @click.group("web")
 def cli() -> None:
     """The reference web app's commands (also attached to ``plushify``)."""

@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("playwright.sync_api")
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
 
 from plushify_core.testing.fake_model import FakeModel
 from plushify_core.testing.images import photo
@@ -123,21 +123,28 @@ def test_upload_watch_the_steps_and_find_it_in_the_gallery(
     expect(card.locator("img.compare-after")).to_be_visible()
 
 
-def test_polling_stops_once_the_generation_completes(
+def test_a_double_submit_starts_one_generation_and_polling_stops_when_done(
     page: Page, live: LiveServer, tmp_path: Path
 ) -> None:
-    """After completion no further status requests are made for that generation."""
-    live.site.user("bea", credits=2)
+    """A double click uploads once; after completion no further status requests are made."""
+    site = live.site
+    user = site.user("bea", credits=2)
+    posts: list[str] = []
     polls: list[str] = []
-    page.on(
-        "request",
-        lambda r: (
-            polls.append(r.url) if re.search(r"/api/generations/[0-9a-f]{32}$", r.url) else None
-        ),
-    )
+
+    def record(request: Request) -> None:
+        if request.method == "POST" and request.url.endswith("/api/generations"):
+            posts.append(request.url)
+        if re.search(r"/api/generations/[0-9a-f]{32}$", request.url):
+            polls.append(request.url)
+
+    page.on("request", record)
     sign_in(page, live, "bea")
-    choose_and_submit(page, photo_file(tmp_path, "coffee.jpg"))
+    page.set_input_files("#file-input", str(photo_file(tmp_path, "coffee.jpg")))
+    page.dblclick("#submit-btn")
     expect(page.locator("#result")).to_have_attribute("data-state", "completed", timeout=20_000)
+    assert len(posts) == 1
+    assert len(site.plushify.list(user.id)) == 1
     seen = len(polls)
     assert seen >= 1
     page.wait_for_timeout(3 * POLL_MS + 500)  # three more intervals: any live timer would fire

@@ -198,6 +198,8 @@ function stopAllPollers() {
 
 // Leaving the page (navigation, tab close, bfcache) stops every timer.
 window.addEventListener("pagehide", stopAllPollers);
+// Coming back through the back/forward cache: reload, so state and timers start afresh.
+window.addEventListener("pageshow", (e) => { if (e.persisted) window.location.reload(); });
 
 // --- before/after comparison ---------------------------------------------------------------
 
