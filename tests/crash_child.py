@@ -1,7 +1,7 @@
-"""A five-step pipeline whose side effects are lines in a file; run as a script it dies mid-step.
+"""A five-step pipeline whose side effects are lines in a file, and a victim that dies mid-step.
 
-``python crash_child.py DATABASE_URL RUN_ID K`` executes the run and SIGKILLs its own process
-inside step K, right after the step's side effect: the crash-resume test's victim.
+``main(url, run_id, k)`` (in a forked child, or ``python crash_child.py URL RUN_ID K``) executes
+the run and SIGKILLs its own process inside step k, right after the step's side effect.
 """
 
 from __future__ import annotations
