@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from plushify_core.testing.images import photo
+from plushify_core.testing.s3 import moto_s3_server
 from plushify_flask.testing import Site, make_site
 
 
@@ -175,3 +178,31 @@ def test_pages_need_a_session_and_the_dashboard_an_admin(site: Site) -> None:
         assert response.status_code == 302 and "/login" in response.headers["Location"]
     assert site.client(site.user()).get("/admin/runs").status_code == 403
     assert site.client(site.user(admin=True)).get("/admin/runs").status_code == 200
+
+
+def test_media_on_s3_redirects_to_a_short_lived_presigned_url(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With S3 storage the owner is redirected to a presigned URL that works, then expires."""
+    with moto_s3_server() as s3:
+        for key, value in s3.env().items():
+            monkeypatch.setenv(key, value)
+        bucket = s3.create_bucket()
+        with make_site(tmp_path, database_url, storage_url=f"{bucket}/media") as site:
+            user = site.user()
+            gen = site.plushify.submit(user.id, photo())
+            site.finish(gen.id)
+            client = site.app.test_client()
+            response = client.get(f"/media/{gen.id}/plushie", headers=site.token(user))
+            assert response.status_code == 302
+            assert response.headers["Cache-Control"] == "private, no-store"
+            url = response.headers["Location"]
+            assert url.startswith(s3.endpoint_url)
+            with urllib.request.urlopen(url, timeout=10) as blob:
+                assert blob.read()[:4] == b"\x89PNG"
+            other = site.token(site.user())
+            assert client.get(f"/media/{gen.id}/plushie", headers=other).status_code == 404
+            s3.advance(301)
+            with pytest.raises(urllib.error.HTTPError) as expired:
+                urllib.request.urlopen(url, timeout=10)
+            assert expired.value.code == 403

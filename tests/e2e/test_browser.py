@@ -298,3 +298,40 @@ def test_admin_retries_a_failed_run_and_marks_a_stuck_one_failed(
     expect(page.locator(".run-title .badge")).to_have_text(re.compile("Failed"))
     assert site.plushify.get(user.id, stuck.id).status == "failed"
     assert site.plushify.balance(user.id).in_use == 0
+
+
+def test_client_side_checks_and_the_polling_timeout_message(
+    page: Page, tmp_path: Path, database_url: str
+) -> None:
+    """Bad files are refused before upload; a run stuck past the deadline ends polling politely."""
+    with (
+        make_site(
+            tmp_path,
+            database_url,
+            start_runner=True,
+            max_upload_bytes=100_000,
+            config={"PLUSHIFY_POLL_INTERVAL_MS": 500, "PLUSHIFY_POLL_TIMEOUT_MS": 2000},
+        ) as site,
+        live_server(site) as live,
+    ):
+        site.user("fay", credits=2)
+        fake = model(site)
+        try:
+            sign_in(page, live, "fay")
+            notes = tmp_path / "notes.txt"
+            notes.write_text("not a photo")
+            page.set_input_files("#file-input", str(notes))
+            expect(page.locator("#file-error")).to_contain_text("isn't a photo")
+            expect(page.locator("#submit-btn")).to_be_disabled()
+            big = tmp_path / "big.jpg"
+            big.write_bytes(b"\xff\xd8" + b"0" * 150_000)
+            page.set_input_files("#file-input", str(big))
+            expect(page.locator("#file-error")).to_contain_text("the limit is")
+            expect(page.locator("#submit-btn")).to_be_disabled()
+
+            fake.hold()
+            choose_and_submit(page, photo_file(tmp_path, "coffee.jpg"))
+            expect(page.locator("#result")).to_have_attribute("data-state", "timeout")
+            expect(page.locator("#result")).to_contain_text("taking longer than usual")
+        finally:
+            fake.release()
