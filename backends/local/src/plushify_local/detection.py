@@ -143,6 +143,8 @@ def detect_faces(image: Bgr, *, grayscale: bool) -> list[Box]:
     gray = _gray(small, equalize=True)
     neighbors = 8 if grayscale else 5
     primary = _run("haarcascade_frontalface_default", gray, neighbors=neighbors, min_size=24)
+    if not primary:
+        return []
     confirm = _run("haarcascade_frontalface_alt2", gray, neighbors=3, min_size=20)
     faces: list[Box] = []
     for box in primary:
@@ -179,6 +181,8 @@ def detect_cat_faces(image: Bgr) -> list[Box]:
     )
     # Confirmed by the older cat cascade (its box centre inside ours): one cascade alone
     # "finds" cat faces in textures such as a retina or a landscape.
+    if not found:
+        return []
     confirm = _run("haarcascade_frontalcatface", padded, neighbors=2, min_size=24, scale=1.05)
     found = [b for b in found if any(_centre_inside(c, b) for c in confirm)]
     boxes = [Box(b.x - px, b.y - py, b.w, b.h) for b in found]
