@@ -7,7 +7,8 @@ from pathlib import Path
 
 import nox
 
-nox.options.default_venv_backend = "venv"
+# uv when present (fast installs); virtualenv otherwise (its pip resolves our extras).
+nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = False
 nox.options.error_on_missing_interpreters = True
 nox.options.sessions = [
@@ -56,7 +57,12 @@ def run_tests(
 @nox.session
 def tests(session: nox.Session) -> None:
     """Core and Flask tests on SQLite."""
-    run_tests(session, "tests", pytest_args=("-m", "not e2e"), env={"PLUSHIFY_TEST_DB": "sqlite"})
+    run_tests(
+        session,
+        "tests",
+        pytest_args=("-m", "not e2e and not slow"),
+        env={"PLUSHIFY_TEST_DB": "sqlite"},
+    )
 
 
 @nox.session
