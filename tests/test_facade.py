@@ -257,3 +257,19 @@ def test_storage_failure_at_submit_leaves_nothing(database_url: str, tmp_path: o
     assert h.app.list("lee") == [] and h.app.engine.list_runs() == []
     b = h.app.balance("lee")
     assert (b.credits, b.in_use, b.in_flight) == (1, 0, 0)
+
+
+def test_failure_message_is_readable_and_internal_errors_are_hidden(h: Harness) -> None:
+    """Users see our errors' messages without class names, and nothing of unexpected errors."""
+    h.app.ledger.grant("max", 2, key="g")
+    h.model.fail_always("generate")
+    gen = h.app.submit("max", photo(seed=30))
+    h.drain()
+    error = h.app.get("max", gen.id).error or ""
+    assert error and "Error:" not in error and not error.startswith("ModelError")
+    from plushify_core import pipeline
+
+    assert pipeline._user_message("KeyError: 'user_id'") == (
+        "Something went wrong while making your plushie. Please try again."
+    )
+    assert pipeline._user_message("ModelError: Try a clearer photo.") == "Try a clearer photo."

@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine as SQLEngine
 
+from . import errors as _errors
 from .clock import Clock
 from .database import transaction
 from .engine import Pipeline, RetryPolicy, RunContext
@@ -209,6 +210,15 @@ def _check_png(data: bytes) -> None:
 
 
 def _user_message(error: str) -> str:
-    """Errors shown to users are one short line."""
-    line = error.strip().splitlines()[0] if error.strip() else "The generation failed."
-    return line[:300]
+    """One short line for users: our own messages; nothing internal (no class names, no traces).
+
+    The engine records step errors as ``Type: message``; reasons given to ``Engine.fail`` are
+    plain sentences.
+    """
+    line = error.strip().splitlines()[0] if error.strip() else ""
+    kind, sep, message = line.partition(": ")
+    if not sep or not kind.isidentifier():
+        return line[:300] or "The generation failed."
+    if kind in _errors.__all__ and message:
+        return message[:300]
+    return "Something went wrong while making your plushie. Please try again."
