@@ -37,7 +37,7 @@ def test_other_description_invents_no_subject(local_model: LocalModel) -> None:
     """A photo without faces says so and names only measured colours and light."""
     analysis = local_model.analyze(photo("coffee"), "image/jpeg")
     assert analysis.description.startswith("A photo with no face")
-    assert analysis.key_features[-1].endswith("lighting")
+    assert analysis.key_features[-1].endswith(" light")
 
 
 def test_grayscale_photo_is_described_as_black_and_white(local_model: LocalModel) -> None:

@@ -67,7 +67,7 @@ def describe(image: Bgr, found: Detections) -> tuple[str, list[str]]:
         text = "A photo with no face the detectors recognise."
     text += f" Mostly {palette}; {light}{' black-and-white' if found.grayscale else ''} image."
     features.extend(colours if not found.grayscale else ["black-and-white"])
-    features.append(f"{light} lighting")
+    features.append({"dark": "dim light", "bright": "bright light"}.get(light, "even light"))
     return text, features
 
 

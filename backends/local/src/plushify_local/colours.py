@@ -12,7 +12,7 @@ __all__ = ["brightness_word", "colour_name", "dominant_colours"]
 
 # Hue bins (OpenCV hue 0..180) -> name, first match wins.
 _HUES = (
-    (8, "red"),
+    (5, "red"),
     (20, "orange"),
     (33, "yellow"),
     (78, "green"),
