@@ -28,6 +28,8 @@ from .clock import Clock
 from .database import transaction
 from .errors import NonRetriableError, StepError, StepResultTooLarge
 from .leases import Lease
+from .logs import log_context
+from .observers import Observers
 from .retry import RetryPolicy
 from .runs import RunRecord, StepRecord
 from .schema import runs, steps
@@ -126,11 +128,13 @@ class RunContext:
         recorded: dict[str, StepRecord],
         retry: RetryPolicy,
         max_result_bytes: int = MAX_RESULT_BYTES,
+        observers: Observers | None = None,
     ) -> None:
         self._db, self._clock, self._rng = db, clock, rng
         self._lease, self._recorded, self._retry = lease, recorded, retry
         self._max_result_bytes = max_result_bytes
         self._seen: list[str] = []
+        self._observers = observers if observers is not None else Observers()
         self.run = run
 
     @property
@@ -181,11 +185,24 @@ class RunContext:
                 },
             )
             raise FailRun(error)
+        with log_context(step=name, attempt=attempt):
+            return self._attempt(name, fn, args, adapter, policy, position, attempt)
+
+    def _attempt(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        adapter: TypeAdapter[Any],
+        policy: RetryPolicy,
+        position: int,
+        attempt: int,
+    ) -> T:
         self._begin_step(name, position, attempt)
         extra = {"run_id": self.run_id, "pipeline": self.run.pipeline, "step": name}
         started = time.monotonic()
         try:
-            value = fn(*args)
+            value: T = fn(*args)
             encoded = self._encode(name, adapter, value)
         except Suspend:
             raise
@@ -196,6 +213,9 @@ class RunContext:
                 attempt >= policy.attempts
             )
             self._finish_step(name, attempt, None, error, ms)
+            self._observers.step_failed(
+                self.run, name, attempt, time.monotonic() - started, exc, final
+            )
             log.warning(
                 "step failed",
                 extra={**extra, "attempt": attempt, "duration_ms": ms, "error": error},
@@ -206,8 +226,10 @@ class RunContext:
             after = exc.retry_after if isinstance(exc, StepError) else None
             delay = after if after is not None else policy.delay(attempt, self._rng)
             raise RetryLater(delay, error) from exc
-        ms = int((time.monotonic() - started) * 1000)
+        seconds = time.monotonic() - started
+        ms = int(seconds * 1000)
         self._finish_step(name, attempt, encoded, None, ms)
+        self._observers.step_completed(self.run, name, attempt, seconds)
         log.info("step completed", extra={**extra, "attempt": attempt, "duration_ms": ms})
         return value
 

@@ -30,6 +30,7 @@ from .execution import Outcome, OutcomeStatus, execute
 from .hooks import run_hook, to_final
 from .ids import new_id
 from .leases import lock_key, wake_waiters
+from .observers import EngineObserver, Observers
 from .retry import RetryPolicy
 from .runs import RunDetail, RunRecord, get_run, list_runs
 from .schema import runs, steps
@@ -79,6 +80,7 @@ class Engine:
         slot_wait: float = 1.0,
         sweep_grace: float = 10.0,
         heartbeat_interval: float | None = None,
+        observers: Iterable[EngineObserver] = (),
     ) -> None:
         if lease_seconds <= 0:
             raise ConfigurationError("lease_seconds must be positive")
@@ -91,6 +93,7 @@ class Engine:
         self.sweep_grace = sweep_grace
         self.heartbeat_interval = heartbeat_interval or lease_seconds / 3
         self.pipelines: dict[str, Pipeline] = {}
+        self.observers = Observers(observers)
 
     # --- definition and submission -----------------------------------------------------
 
@@ -100,6 +103,11 @@ class Engine:
             raise ConfigurationError("concurrency_limit must be at least 1")
         self.pipelines[pipeline.name] = pipeline
         return pipeline
+
+    def add_observer(self, observer: EngineObserver) -> EngineObserver:
+        """Tell ``observer`` about every run this engine executes from now on; returns it."""
+        self.observers.add(observer)
+        return observer
 
     def pipeline(self, name: str) -> Pipeline:
         """The registered pipeline called ``name`` (:class:`ConfigurationError` if unknown)."""
@@ -243,6 +251,7 @@ class Engine:
             wake = self._wake(conn, run, now)
         log.info("run cancelled", extra={"run_id": run_id, "pipeline": run.pipeline})
         run_hook(self.db, self.pipeline(run.pipeline), done)
+        self.observers.run_finished(done, "cancelled")
         self._log_wake(wake)
         return True
 
@@ -263,6 +272,7 @@ class Engine:
             self._wake(conn, run, now)
         log.error("run failed", extra={"run_id": run_id, "pipeline": run.pipeline, "error": error})
         run_hook(self.db, self.pipeline(run.pipeline), done)
+        self.observers.run_finished(done, "failed")
         return True
 
     def retry(

@@ -23,6 +23,7 @@ from .database import transaction
 from .hooks import claim_hook, run_hook, to_final
 from .ids import new_id
 from .leases import Heartbeat, Lease, count_running, lock_key, wake_waiters
+from .logs import log_context
 from .runs import RunRecord, StepRecord
 from .schema import runs, steps
 
@@ -60,6 +61,14 @@ def execute(engine: Engine, run_id: str) -> Outcome:
     if isinstance(claim, Outcome):
         return claim
     run, lease, pipeline = claim
+    # Every record logged while the run executes carries who and what it is about.
+    ids = {k: run.payload.get(k) for k in ("generation_id", "user_id")}
+    with log_context(run_id=run_id, pipeline=pipeline.name, attempt=run.attempts, **ids):
+        return _execute_claimed(engine, run, lease, pipeline)
+
+
+def _execute_claimed(engine: Engine, run: RunRecord, lease: Lease, pipeline: Pipeline) -> Outcome:
+    run_id = run.id
     with transaction(engine.db, write=False) as conn:
         rows = conn.execute(sa.select(steps).where(steps.c.run_id == run_id)).mappings()
         recorded = {s.name: s for s in map(StepRecord.from_row, rows)}
@@ -71,9 +80,11 @@ def execute(engine: Engine, run_id: str) -> Outcome:
         lease=lease,
         recorded=recorded,
         retry=pipeline.retry,
+        observers=engine.observers,
     )
     extra = {"run_id": run_id, "pipeline": pipeline.name, "attempt": run.attempts}
     log.info("run started", extra=extra)
+    engine.observers.run_started(run)
     release = _Release(engine, pipeline, run, lease)
     try:
         with Heartbeat(engine.db, engine.clock, lease, engine.heartbeat_interval):
@@ -143,6 +154,8 @@ def _claim(engine: Engine, run_id: str) -> Outcome | tuple[RunRecord, Lease, Pip
             log.info("run cancelled", extra={"run_id": run_id, "pipeline": pipeline.name})
     if pending is not None:
         run_hook(engine.db, pipeline, pending)
+        if not run.finished:  # cancelled just now (not a re-run of an interrupted hook)
+            engine.observers.run_finished(pending, "cancelled")
         return Outcome(pending.status)
     return Outcome(run.status)
 
@@ -159,7 +172,9 @@ def _claim_slot(
     if key is not None and limit is not None:
         lock_key(conn, key)
         if count_running(conn, key, now, exclude=run.id) >= limit:
-            return _wait_for_slot(engine, conn, claimable, now)
+            waiting = _wait_for_slot(engine, conn, claimable, now)
+            engine.observers.slot_waited(run)
+            return waiting
     lease = Lease(run.id, f"{engine.worker_id}:{new_id()[:12]}", engine.lease_seconds)
     claimed = (
         conn.execute(
@@ -267,6 +282,7 @@ class _Release:
         else:
             log.info("run cancelled", extra={**extra, "duration_ms": ms})
         run_hook(self.engine.db, pipeline, done)
+        self.engine.observers.run_finished(done, done.status)
         return Outcome(done.status, None, wake)
 
 
