@@ -8,6 +8,7 @@ blob left belongs to a generation row (nothing orphaned), so deleting it leaves 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -236,3 +237,32 @@ def test_filesystem_failing_at_submit_holds_nothing(flaky: tuple[Rig, FlakyMemor
     gen = rig.app.submit(USER, photo(seed=48))  # the next try just works
     rig.drain()
     assert rig.app.get(USER, gen.id).status == "completed"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (plushify_flask/errors.py): StorageError is not in _STATUS, so a store outage "
+    "at upload is answered 500 internal_error and logged as a crash; 503 storage_unavailable "
+    "would tell clients to try again.",
+)
+def test_store_down_at_upload_is_a_503_over_http(tmp_path: Any, database_url: str) -> None:
+    """An upload while the store is down: 503 storage_unavailable, nothing held."""
+    from plushify_flask.testing import make_site
+
+    with make_site(tmp_path, database_url, storage_url=f"flakymem://site-{tmp_path.name}") as site:
+        user = site.user(credits=2)
+        fs = site.plushify.storage.fs
+        assert isinstance(fs, FlakyMemoryFS)
+        fs.fail("pipe_file", times=None)
+        response = site.app.test_client().post(
+            "/api/generations",
+            data={"image": (io.BytesIO(photo()), "a.jpg")},
+            headers=site.token(user),
+            content_type="multipart/form-data",
+        )
+        assert response.get_json()["error"]["code"] in {"storage_unavailable", "internal_error"}
+        assert "Traceback" not in response.get_data(as_text=True)
+        counts = row_counts(site.plushify)
+        assert (counts["generations"], counts["runs"]) == (0, 0)
+        assert site.plushify.balance(user.id).available == 2
+        assert response.status_code == 503
