@@ -28,6 +28,9 @@ BACKENDS = {
     "gemini": "backends/gemini",
     "dramatiq": "backends/dramatiq",
 }
+# The reliability suite drives the real Gemini backend against its fake server.
+INTEGRATION = (f"-e{ROOT / BACKENDS['gemini']}",)
+UNIT_ARGS = ("-m", "not e2e and not slow", "--ignore=tests/e2e")
 POSTGRES_URL = os.environ.get(
     "PLUSHIFY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -60,7 +63,8 @@ def tests(session: nox.Session) -> None:
     run_tests(
         session,
         "tests",
-        pytest_args=("-m", "not e2e and not slow"),
+        install=INTEGRATION,
+        pytest_args=UNIT_ARGS,
         env={"PLUSHIFY_TEST_DB": "sqlite"},
     )
 
@@ -68,7 +72,13 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def tests_postgres(session: nox.Session) -> None:
     """The same suite against PostgreSQL."""
-    run_tests(session, "tests", pytest_args=("-m", "not e2e"), env={"PLUSHIFY_TEST_DB": "postgres"})
+    run_tests(
+        session,
+        "tests",
+        install=INTEGRATION,
+        pytest_args=UNIT_ARGS,
+        env={"PLUSHIFY_TEST_DB": "postgres"},
+    )
 
 
 @nox.session

@@ -75,11 +75,12 @@ def test_pipeline_on_s3_storage(database_url: str, s3: S3Server) -> None:
 def test_cli_generate_grant_and_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`plushify generate` writes a PNG; `credits` and `runs` read the same data directory."""
     monkeypatch.setenv("PLUSHIFY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PLUSHIFY_MODEL", "fake")
     photo_path = tmp_path / "cat.jpg"
     photo_path.write_bytes(photo(400, 300, seed=5))
     out = tmp_path / "out.png"
     runner = CliRunner()
-    result = runner.invoke(main, ["generate", str(photo_path), "-o", str(out), "--model", "fake"])
+    result = runner.invoke(main, ["generate", str(photo_path), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes().startswith(b"\x89PNG")
     assert "subject:" in result.output and "finalize" in result.output

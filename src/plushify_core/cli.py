@@ -12,10 +12,14 @@ import time
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import Engine as SQLEngine
 
+from .database import create_engine, create_schema
+from .engine import Engine
 from .errors import PlushifyError
 from .facade import Plushify
 from .ids import new_id
+from .ledger import CreditLedger
 from .settings import Settings
 
 __all__ = ["main"]
@@ -27,6 +31,20 @@ _OPTIONAL_COMMANDS = (
     ("plushify_flask.cli", "users_group"),
     ("plushify_dramatiq.cli", "worker_command"),
 )
+
+
+def _database(settings: Settings) -> SQLEngine:
+    """The configured database with its schema; commands that need no model or runner use it."""
+    if settings.database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = create_engine(settings.database_url)
+    create_schema(database)
+    return database
+
+
+def _ledger() -> CreditLedger:
+    settings = Settings()
+    return CreditLedger(_database(settings), max_in_flight=settings.max_in_flight)
 
 
 @click.group()
@@ -90,8 +108,7 @@ def credits() -> None:
 @click.option("--key", help="Idempotency key (default: a new one).")
 def credits_grant(user: str, amount: int, key: str | None) -> None:
     """Give USER AMOUNT credits."""
-    app = Plushify.from_settings()
-    balance = app.ledger.grant(user, amount, key=key or f"cli-grant:{new_id()}")
+    balance = _ledger().grant(user, amount, key=key or f"cli-grant:{new_id()}")
     click.echo(f"{user}: {balance.credits} credits, {balance.available} available")
 
 
@@ -99,7 +116,7 @@ def credits_grant(user: str, amount: int, key: str | None) -> None:
 @click.argument("user")
 def credits_show(user: str) -> None:
     """Show USER's balance."""
-    b = Plushify.from_settings().balance(user)
+    b = _ledger().balance(user)
     click.echo(f"{user}: {b.credits} credits, {b.in_use} in use, {b.available} available")
 
 
@@ -109,9 +126,9 @@ def credits_show(user: str) -> None:
 @click.option("--limit", default=20, show_default=True)
 def runs_command(status: str | None, pipeline: str | None, limit: int) -> None:
     """A table of runs and their steps, newest first."""
-    app = Plushify.from_settings()
-    for run in app.engine.list_runs(status=status, pipeline=pipeline, limit=limit):
-        detail = app.engine.get_run(run.id)
+    engine = Engine(_database(Settings()))
+    for run in engine.list_runs(status=status, pipeline=pipeline, limit=limit):
+        detail = engine.get_run(run.id)
         click.echo(
             f"{run.id}  {run.pipeline:<16} {run.status:<9} key={run.concurrency_key or '-'}"
             f"  {run.created_at:%Y-%m-%d %H:%M:%S}"
