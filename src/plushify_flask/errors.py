@@ -20,6 +20,7 @@ from plushify_core.errors import (
     NotRetryable,
     PlushifyError,
     ReservationClosed,
+    StorageError,
     TooManyInProgress,
 )
 
@@ -58,13 +59,18 @@ _TITLES = {
     413: "That file is too big",
     429: "Slow down a little",
     500: "Something went wrong on our side",
+    503: "Please try again in a moment",
 }
+
+_STORAGE_DOWN = "Storage is unavailable right now. Please try again in a moment."
 
 
 def status_for(exc: PlushifyError) -> int:
     """The HTTP status of a library error (500 for errors a user cannot cause)."""
     if isinstance(exc, InvalidImage):
         return 413 if exc.code == "too_large" else 400
+    if isinstance(exc, StorageError) and exc.retryable:
+        return 503  # an outage of the blob store: the client may simply try again
     for cls, status in _STATUS:
         if isinstance(exc, cls):
             return status
@@ -100,6 +106,14 @@ def init_errors(app: Flask) -> None:
         if status == 500:
             app.logger.exception("unexpected library error")
             return _internal()
+        if status == 503:
+            # The store's own message names keys and exceptions: log it, answer generically.
+            app.logger.warning("blob store unavailable: %s", exc.message)
+            if _wants_json():
+                response = api_error(503, "storage_unavailable", _STORAGE_DOWN)
+                response.headers["Retry-After"] = "5"
+                return response
+            return _page(503, _STORAGE_DOWN)
         if isinstance(exc, InvalidImage):
             code = "too_large" if status == 413 else "invalid_image"
             if _wants_json():

@@ -239,14 +239,9 @@ def test_filesystem_failing_at_submit_holds_nothing(flaky: tuple[Rig, FlakyMemor
     assert rig.app.get(USER, gen.id).status == "completed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (plushify_flask/errors.py): StorageError is not in _STATUS, so a store outage "
-    "at upload is answered 500 internal_error and logged as a crash; 503 storage_unavailable "
-    "would tell clients to try again.",
-)
 def test_store_down_at_upload_is_a_503_over_http(tmp_path: Any, database_url: str) -> None:
-    """An upload while the store is down: 503 storage_unavailable, nothing held."""
+    """An upload while the store is down: 503 storage_unavailable with Retry-After, no internals
+    in the answer, nothing held (was 500 internal_error before the fix in plushify_flask)."""
     from plushify_flask.testing import make_site
 
     with make_site(tmp_path, database_url, storage_url=f"flakymem://site-{tmp_path.name}") as site:
@@ -260,9 +255,9 @@ def test_store_down_at_upload_is_a_503_over_http(tmp_path: Any, database_url: st
             headers=site.token(user),
             content_type="multipart/form-data",
         )
-        assert response.get_json()["error"]["code"] in {"storage_unavailable", "internal_error"}
-        assert "Traceback" not in response.get_data(as_text=True)
+        assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+        assert response.get_json()["error"]["code"] == "storage_unavailable"
+        assert "plushify/" not in response.get_data(as_text=True)  # no keys or exceptions
         counts = row_counts(site.plushify)
         assert (counts["generations"], counts["runs"]) == (0, 0)
         assert site.plushify.balance(user.id).available == 2
-        assert response.status_code == 503
