@@ -273,3 +273,17 @@ def test_failure_message_is_readable_and_internal_errors_are_hidden(h: Harness) 
         "Something went wrong while making your plushie. Please try again."
     )
     assert pipeline._user_message("ModelError: Try a clearer photo.") == "Try a clearer photo."
+
+
+def test_upload_original_rerun_after_crash_reuses_the_stored_original(h: Harness) -> None:
+    """A worker dying after storing the original (before recording the step) loses nothing."""
+    h.app.ledger.grant("ned", 1, key="g")
+    gen = h.app.submit("ned", photo(seed=31))
+    # Given the step's work was done once but never recorded (the worker died right after)
+    first = h.app.pipeline.upload_original("ned", gen.id)
+    assert not h.app.storage.exists(staging_key("ned", gen.id))
+    # When the run executes, the step runs again and finds the original already stored
+    h.drain()
+    done = h.app.get("ned", gen.id)
+    assert done.status == "completed" and done.original_key == first.key
+    assert h.app.storage.content_type(first.key) == first.content_type == "image/jpeg"

@@ -95,7 +95,8 @@ class PlushiePipeline:
             with transaction(self.database, write=False) as conn:
                 gen = generation_row(conn, gen_id)
             if gen is not None and gen.original_key and self.storage.exists(gen.original_key):
-                return OriginalImage(key=gen.original_key, content_type="image/jpeg")
+                key = gen.original_key
+                return OriginalImage(key=key, content_type=self.storage.content_type(key))
             raise NonRetriableError("The uploaded photo is missing; please upload it again.")
         try:
             normal = normalize_image(
