@@ -1,0 +1,262 @@
+"""2. Throughput: generations per second through the whole pipeline, submit to completion.
+
+The in-process runner (4 worker threads) on SQLite and PostgreSQL, and Dramatiq workers (Redis
+broker, PostgreSQL) with 1 and 2 worker processes of 8 threads, against a raw Dramatiq no-op actor
+drained by the same worker configuration. Every case starts its workers first, then times from the
+first submit (or send) to the last completion. FakeModel with no delay; 64x48 photos; 20 users.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from plushify_core.database import create_engine, create_schema
+from plushify_core.facade import Plushify
+from plushify_core.ids import new_id
+from plushify_core.schema import generations
+from plushify_core.settings import Settings
+from plushify_core.testing.databases import temporary_postgres_schema
+from plushify_core.testing.images import photo
+
+from .common import Result, postgres_available
+
+ROOT = Path(__file__).resolve().parent.parent
+USERS = 20
+BROKER_URL = os.environ.get("PLUSHIFY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+TIMEOUT = 120.0
+
+
+def _settings(url: str, tmp: Path, **more: Any) -> Settings:
+    return Settings(
+        data_dir=tmp,
+        database_url=url,
+        storage_url=(tmp / "blobs").as_uri(),
+        model="fake",
+        max_in_flight=1000,
+        **more,
+    )
+
+
+def _wait_done(db: sa.Engine, n: int, timeout: float = TIMEOUT) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.connect() as conn:
+            done = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(generations)
+                .where(generations.c.status != "processing")
+            ).scalar_one()
+            failed = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(generations)
+                .where(generations.c.status == "failed")
+            ).scalar_one()
+        if failed:
+            raise RuntimeError(f"{failed} generation(s) failed")
+        if done >= n:
+            return time.perf_counter()
+        time.sleep(0.02)
+    raise TimeoutError(f"generations not finished after {timeout}s")
+
+
+def _submit_all(app: Plushify, n: int) -> float:
+    for u in range(USERS):
+        app.ledger.grant(f"user{u}", n, key=f"bench:{new_id()}")
+    data = [photo(64, 48, seed=i) for i in range(8)]
+    started = time.perf_counter()
+    for i in range(n):
+        app.submit(f"user{i % USERS}", data[i % len(data)])
+    return started
+
+
+def inprocess(url: str, n: int) -> tuple[float, float]:
+    """Generations per second with the in-process runner; also submits per second."""
+    with tempfile.TemporaryDirectory() as tmp:
+        app = Plushify.from_settings(_settings(url, Path(tmp), runner="inprocess", workers=4))
+        app.start()
+        try:
+            started = _submit_all(app, n)
+            submitted = time.perf_counter()
+            finished = _wait_done(app.database, n)
+        finally:
+            app.stop(drain=False)
+            app.database.dispose()
+    return n / (finished - started), n / (submitted - started)
+
+
+@contextlib.contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _worker(log: Path, env: dict[str, str], processes: int, module: str) -> Any:
+    from plushify_dramatiq.testing import WorkerProcess
+
+    worker = WorkerProcess(log, env=env, processes=processes, threads=8, pythonpath=(ROOT,))
+    worker.entry = ("-m", "dramatiq", module)
+    return worker
+
+
+def _cleanup_redis(queue: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(BROKER_URL)
+    for key in client.scan_iter(f"dramatiq:{queue}*"):
+        client.delete(key)
+    client.close()
+
+
+def dramatiq_plushify(url: str, n: int, processes: int) -> float:
+    """Generations per second with the Dramatiq runner and ``processes`` worker processes."""
+    queue = f"bench-{new_id()[:8]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            "PLUSHIFY_RUNNER": "dramatiq",
+            "PLUSHIFY_MODEL": "fake",
+            "PLUSHIFY_DATA_DIR": tmp,
+            "PLUSHIFY_DATABASE_URL": url,
+            "PLUSHIFY_STORAGE_URL": (Path(tmp) / "blobs").as_uri(),
+            "PLUSHIFY_MAX_IN_FLIGHT": "1000",
+            "PLUSHIFY_BROKER_URL": BROKER_URL,
+            "PLUSHIFY_QUEUE": queue,
+            "PLUSHIFY_PIPELINES": "",
+        }
+        with _env(env):
+            app = Plushify.from_settings(Settings(_env_file=None))
+            worker = _worker(Path(tmp) / "worker.log", env, processes, "plushify_dramatiq.worker")
+            try:
+                worker.start()
+                started = _submit_all(app, n)
+                finished = _wait_done(app.database, n)
+            finally:
+                worker.stop()
+                app.stop()
+                app.database.dispose()
+                _cleanup_redis(queue)
+    return n / (finished - started)
+
+
+def dramatiq_noop(n: int, processes: int) -> float:
+    """Messages per second of a raw no-op actor drained by the same worker configuration."""
+    import redis
+
+    queue = f"bench-{new_id()[:8]}"
+    counter = f"plushify-bench:{queue}"
+    env = {"PLUSHIFY_BROKER_URL": BROKER_URL, "PLUSHIFY_QUEUE": queue}
+    client = redis.Redis.from_url(BROKER_URL)
+    from plushify_dramatiq.brokers import build_broker
+    from plushify_dramatiq.settings import DramatiqSettings
+
+    from .noop_worker import COUNTER_ENV, declare
+
+    options = DramatiqSettings(broker_url=BROKER_URL, queue=queue)
+    sender = build_broker(options)
+    actor = declare(sender, options, counter)
+    with tempfile.TemporaryDirectory() as tmp:
+        env[COUNTER_ENV] = counter
+        worker = _worker(Path(tmp) / "noop.log", env, processes, "benchmarks.noop_worker")
+        try:
+            worker.start()
+            started = time.perf_counter()
+            for i in range(n):
+                actor.send(i)
+            deadline = time.monotonic() + TIMEOUT
+            while int(client.get(counter) or 0) < n:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("no-op messages not drained")
+                time.sleep(0.005)
+            finished = time.perf_counter()
+        finally:
+            worker.stop()
+            client.delete(counter)
+            client.close()
+            sender.close()
+            _cleanup_redis(queue)
+    return n / (finished - started)
+
+
+def run(quick: bool) -> Result:
+    """Every runner configuration that is available."""
+    n = 40 if quick else 300
+    result = Result("throughput", "2. Throughput, submit to completion (generations/s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/plushify.db"
+        create_schema(create_engine(url))
+        per_s, submit_s = inprocess(url, n)
+        result.add(
+            runner="in-process, 4 threads",
+            database="sqlite",
+            n=n,
+            per_s=per_s,
+            submits_per_s=submit_s,
+        )
+    if not postgres_available():
+        result.notes.append("PostgreSQL not reachable: PostgreSQL and Dramatiq rows skipped")
+        return result
+    with temporary_postgres_schema() as url:
+        per_s, submit_s = inprocess(url, n)
+        result.add(
+            runner="in-process, 4 threads",
+            database="postgres",
+            n=n,
+            per_s=per_s,
+            submits_per_s=submit_s,
+        )
+    _dramatiq(result, n)
+    return result
+
+
+def _dramatiq(result: Result, n: int) -> None:
+    try:
+        import redis
+
+        redis.Redis.from_url(BROKER_URL).ping()
+    except Exception as exc:
+        result.notes.append(f"Redis not usable ({exc}): Dramatiq rows skipped")
+        return
+    for processes in (1, 2):
+        cases: list[tuple[str, Callable[[], float]]] = [
+            ("raw dramatiq no-op actor", partial(dramatiq_noop, n * 5, processes)),
+            ("plushify on dramatiq", partial(_with_schema, n, processes)),
+        ]
+        rates: dict[str, float] = {}
+        for label, measure in cases:
+            try:
+                rates[label] = measure()
+            except Exception as exc:
+                result.notes.append(f"{label}, {processes} process(es) failed: {exc}")
+                continue
+            result.add(
+                runner=f"{label}, {processes}x8 threads",
+                database="postgres+redis",
+                n=n * 5 if "no-op" in label else n,
+                per_s=rates[label],
+            )
+        if len(rates) == 2:
+            result.add(
+                runner=f"ratio plushify/raw, {processes} process(es)",
+                per_s=rates["plushify on dramatiq"] / rates["raw dramatiq no-op actor"],
+            )
+
+
+def _with_schema(n: int, processes: int) -> float:
+    with temporary_postgres_schema() as url:
+        return dramatiq_plushify(url, n, processes)
