@@ -104,6 +104,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "process": record.process,
+            "thread": record.threadName,
         }
         data.update(record_fields(record))
         if record.exc_info:
@@ -115,7 +117,9 @@ class TextFormatter(logging.Formatter):
     """Human-readable lines with the structured fields appended as ``key=value``."""
 
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        super().__init__(
+            "%(asctime)s %(levelname)-7s [%(process)d %(threadName)s] %(name)s: %(message)s"
+        )
 
     def format(self, record: logging.LogRecord) -> str:
         """The classic line plus ``key=value`` pairs (run context first)."""
@@ -134,25 +138,38 @@ _HANDLER_NAME = "plushify"
 
 
 def setup_logging(
-    fmt: str | None = None, level: str | int | None = None, stream: TextIO | None = None
+    fmt: str | None = None,
+    level: str | int | None = None,
+    stream: TextIO | None = None,
+    *,
+    reuse_handlers: bool = False,
 ) -> logging.Handler:
-    """Log to ``stream`` (stderr) from the root logger, as JSON lines or text; idempotent.
+    """Log from the root logger as JSON lines or text, with the run context; idempotent.
 
     ``fmt`` defaults to ``PLUSHIFY_LOG_FORMAT`` (``json`` or ``text``, default text) and
-    ``level`` to ``PLUSHIFY_LOG_LEVEL`` (default INFO). Calling it again replaces the handler it
-    installed before, never anyone else's.
+    ``level`` to ``PLUSHIFY_LOG_LEVEL`` (default INFO). A handler to ``stream`` (stderr) is
+    installed, replacing the one an earlier call installed. With ``reuse_handlers`` the root
+    logger's existing handlers (e.g. the pipe a Dramatiq worker process logs through) get the
+    formatter and context instead, when there are any.
     """
     fmt = (fmt or os.environ.get("PLUSHIFY_LOG_FORMAT") or "text").lower()
     if fmt not in ("json", "text"):
         raise ValueError(f"PLUSHIFY_LOG_FORMAT must be json or text, not {fmt!r}")
     level = level or os.environ.get("PLUSHIFY_LOG_LEVEL") or "INFO"
+    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
     root = logging.getLogger()
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    if reuse_handlers and root.handlers:
+        for existing in root.handlers:
+            existing.setFormatter(formatter)
+            if not any(isinstance(f, ContextFilter) for f in existing.filters):
+                existing.addFilter(ContextFilter())
+        return root.handlers[0]
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(formatter)
     handler.addFilter(ContextFilter())
     root.addHandler(handler)
-    root.setLevel(level.upper() if isinstance(level, str) else level)
     return handler

@@ -33,6 +33,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import Engine as SQLEngine
 
 from .clock import Clock, SystemClock
+from .engine import Engine
 from .errors import BackendNotInstalled
 from .observers import BaseObserver
 from .schema import accounts, runs
@@ -303,16 +304,20 @@ _install_lock = threading.Lock()
 
 
 def install_metrics(
-    plushify: Plushify, registry: CollectorRegistry | None = None
+    target: Plushify | Engine, registry: CollectorRegistry | None = None
 ) -> MetricsExporter:
-    """Count ``plushify``'s runs (once per registry and process) and return its exporter."""
+    """Count the runs of ``target`` (a facade or a bare engine) and return its exporter.
+
+    One :class:`PlushifyMetrics` exists per registry and process, whatever the number of calls.
+    """
+    engine = target if isinstance(target, Engine) else target.engine
     reg = registry if registry is not None else REGISTRY
     with _install_lock:
         metrics = _installed.get(id(reg))
         if metrics is None:
             metrics = _installed[id(reg)] = PlushifyMetrics(reg)
-    plushify.engine.add_observer(metrics)
-    return MetricsExporter(database=plushify.database, registry=reg, clock=plushify.clock)
+    engine.add_observer(metrics)
+    return MetricsExporter(database=engine.db, registry=reg, clock=engine.clock)
 
 
 def start_metrics_server(exporter: MetricsExporter, port: int, addr: str = "0.0.0.0") -> bool:  # noqa: S104

@@ -12,6 +12,7 @@ from plushify_core.settings import Settings
 
 from .config import WebSettings, load_secret_key
 from .errors import init_errors
+from .metrics import init_metrics
 from .presenters import init_presenters
 from .security import LoginThrottle, init_security
 from .users import UserStore
@@ -70,6 +71,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_security(app, presigned_images=settings.storage_url.startswith("s3://"))
     init_errors(app)
     init_presenters(app)
+    init_metrics(app, plushify)
 
     from . import api, auth, media, pages, runs
 
