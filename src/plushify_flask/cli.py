@@ -7,6 +7,7 @@ in-process runner, so it needs no services.
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import sys
@@ -87,6 +88,10 @@ def _ensure_user(
 def demo_command(host: str, port: int) -> None:
     """Run the whole site in one process: web app, in-process runner, SQLite, local files."""
     from plushify_core.facade import Plushify
+    from plushify_core.logs import setup_logging
+
+    # Warnings only unless asked: the banner is what a demo user should see.
+    setup_logging(level=os.environ.get("PLUSHIFY_LOG_LEVEL") or "WARNING")
 
     from .app import create_app
 
@@ -134,6 +139,9 @@ def demo_command(host: str, port: int) -> None:
 def serve_command(host: str, port: int, threads: int) -> None:
     """Serve the web app on waitress; runs work in-process only with the in-process runner."""
     from plushify_core.facade import Plushify
+    from plushify_core.logs import setup_logging
+
+    setup_logging()
 
     from .app import create_app
 

@@ -1,8 +1,9 @@
 """The worker module: ``dramatiq plushify_dramatiq.worker`` (what ``plushify worker`` runs).
 
 Importing it builds the runner from the environment, declares one actor per pipeline, adds the
-periodic sweeper and makes the runner's broker Dramatiq's global broker. Dramatiq imports it in
-each worker process after forking, so every process gets its own database connections.
+periodic sweeper, sets up logs and metrics (:mod:`.observability`) and makes the runner's broker
+Dramatiq's global broker. Dramatiq imports it in each worker process after forking, so every
+process gets its own database connections.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dramatiq
 from dramatiq.broker import Broker
 
 from .app import build_runner
+from .observability import observe_worker
 from .runner import DramatiqRunner
 from .sweeper import SweeperMiddleware
 
@@ -20,6 +22,8 @@ __all__ = ["broker", "runner"]
 runner: DramatiqRunner = build_runner()
 if runner.options.sweep_interval > 0:
     runner.broker.add_middleware(SweeperMiddleware(runner.sweep, runner.options.sweep_interval))
+
+observe_worker(runner)
 
 #: The broker Dramatiq consumes from.
 broker: Broker = runner.broker
