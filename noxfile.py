@@ -22,7 +22,7 @@ nox.options.sessions = [
 ]
 
 ROOT = Path(__file__).parent
-CORE = f"-e{ROOT}[dev,postgres,s3,web]"
+CORE = f"-e{ROOT}[dev,postgres,s3,web,metrics]"
 BACKENDS = {
     "local": "backends/local",
     "gemini": "backends/gemini",
