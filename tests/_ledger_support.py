@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from collections import Counter
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,26 +41,64 @@ def wipe(engine: Engine) -> None:
             conn.execute(sa.delete(table))
 
 
-def race_worker(
-    url: str, op: str, ids: list[str], user_id: str, max_in_flight: int, barrier: Any, out: Any
-) -> None:
-    """Run ``op`` (reserve | capture) for each id after every process reached ``barrier``.
+def race_worker(barrier: Any, tasks: Any, out: Any) -> None:
+    """A spawned process's loop: per task, wait on ``barrier`` with the others, then race.
 
-    Puts one ``(id, outcome)`` pair per id on ``out``: the reservation state or the error code.
+    A task is ``(url, op, ids, user_id, max_in_flight)`` with ``op`` reserve | capture, or
+    ``None`` to stop. Puts one ``(id, outcome)`` pair per id on ``out``: the reservation's state
+    or the error code. The barrier is cyclic, so one set of processes serves every race.
     """
-    engine = create_engine(url)
-    ledger = CreditLedger(engine, max_in_flight=max_in_flight)
-    try:
-        with engine.connect():
-            pass  # connect before the barrier so the race is between operations, not logins
-        barrier.wait(timeout=60)
-        for rid in ids:
-            try:
-                if op == "reserve":
-                    out.put((rid, ledger.reserve(rid, user_id).state))
-                else:
-                    out.put((rid, ledger.capture(rid).state))
-            except PlushifyError as exc:
-                out.put((rid, exc.code))
-    finally:
-        engine.dispose()
+    while (task := tasks.get()) is not None:
+        url, op, ids, user_id, max_in_flight = task
+        engine = create_engine(url)
+        ledger = CreditLedger(engine, max_in_flight=max_in_flight)
+        try:
+            with engine.connect():
+                pass  # log in before the barrier: the race is between operations, not logins
+            barrier.wait(timeout=60)
+            for rid in ids:
+                try:
+                    if op == "reserve":
+                        out.put((rid, ledger.reserve(rid, user_id).state))
+                    else:
+                        out.put((rid, ledger.capture(rid).state))
+                except PlushifyError as exc:
+                    out.put((rid, exc.code))
+                except Exception as exc:  # report, so the parent fails fast instead of waiting
+                    out.put((rid, f"unexpected {type(exc).__name__}"))
+        finally:
+            engine.dispose()
+
+
+class ProcessRacers:
+    """``n`` spawned worker processes that run each race together (see :func:`race_worker`)."""
+
+    def __init__(self, n: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.barrier, self.out = ctx.Barrier(n), ctx.Queue()
+        self.tasks = [ctx.Queue() for _ in range(n)]
+        self.procs = [
+            ctx.Process(target=race_worker, args=(self.barrier, q, self.out), daemon=True)
+            for q in self.tasks
+        ]
+        for p in self.procs:
+            p.start()
+
+    def race(
+        self, url: str, op: str, ids: list[list[str]], user_id: str, max_in_flight: int
+    ) -> Counter[str]:
+        """Give process ``i`` the ids ``ids[i]``; count the outcomes of all of them."""
+        assert len(ids) == len(self.procs)
+        for q, chunk in zip(self.tasks, ids, strict=True):
+            q.put((url, op, chunk, user_id, max_in_flight))
+        answers = [self.out.get(timeout=120) for chunk in ids for _ in chunk]
+        return Counter(outcome for _, outcome in answers)
+
+    def close(self) -> None:
+        """Stop and reap the workers."""
+        for q in self.tasks:
+            q.put(None)
+        for p in self.procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
