@@ -115,3 +115,50 @@ def test_logout_ends_the_session(site: Site) -> None:
     response = client.post("/logout", data={"csrf_token": client.csrf})  # type: ignore[attr-defined]
     assert response.status_code == 302
     assert client.get("/api/credits").status_code == 401
+
+
+def test_an_older_users_table_gains_the_session_epoch_and_its_users_still_sign_in(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A demo database from before session epochs keeps working: the column is added on start."""
+    import sqlalchemy as sa
+    from werkzeug.security import generate_password_hash
+
+    from plushify_core.clock import utcnow
+    from plushify_core.database import create_engine, transaction
+    from plushify_core.schema import UTCDateTime
+
+    # Given: the users table as the first release created it, with one user.
+    old = sa.Table(
+        "users",
+        sa.MetaData(),
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("username", sa.String(64), nullable=False, unique=True),
+        sa.Column("password_hash", sa.String(255), nullable=False),
+        sa.Column("is_admin", sa.Boolean, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    engine = create_engine(database_url)
+    old.create(engine)
+    with transaction(engine) as conn:
+        conn.execute(
+            old.insert().values(
+                id="u-old",
+                username="oldtimer",
+                password_hash=generate_password_hash(PASSWORD),
+                is_admin=False,
+                created_at=utcnow(),
+            )
+        )
+    engine.dispose()
+    # When: the app starts on it (twice: the upgrade is idempotent).
+    with make_site(tmp_path, database_url), make_site(tmp_path, database_url) as site:
+        user = site.store.by_name("oldtimer")
+        assert user is not None and user.session_epoch == 0
+        # Then: the old user signs in, and logging out still revokes the session.
+        client = site.client(user)
+        assert client.get("/api/credits").status_code == 200
+        client.post("/logout", data={"csrf_token": client.csrf})  # type: ignore[attr-defined]
+        assert client.get("/api/credits").status_code == 401
+        reloaded = site.store.get(user.id)
+        assert reloaded is not None and reloaded.session_epoch == 1

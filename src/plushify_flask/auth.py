@@ -3,6 +3,11 @@
 Browsers authenticate with the session cookie (CSRF-checked); API clients with
 ``Authorization: Bearer <token>``. A request that carries a bearer header is judged by the token
 alone, so the cookie can never stand in for a wrong token.
+
+Sessions are signed cookies, which the server cannot delete. So each session also carries the
+user's session epoch from sign-in, and it counts only while that epoch is current. Logging out
+bumps the epoch: a cookie copied earlier stops working, and so do the user's other sessions
+(every device signs out together).
 """
 
 from __future__ import annotations
@@ -53,10 +58,16 @@ def init_auth(app: Flask) -> None:
     login_manager.session_protection = "strong"
 
 
+_EPOCH = "plushify_epoch"
+
+
 def _load_from_session(user_id: str) -> User | None:
     if is_bearer_request():
         return None  # a bearer request is judged by its token only
-    return user_store().get(user_id)
+    user = user_store().get(user_id)
+    if user is None or session.get(_EPOCH) != user.session_epoch:
+        return None  # signed out since this cookie was issued (or issued before epochs existed)
+    return user
 
 
 def _load_from_token(req: Any) -> User | None:
@@ -96,6 +107,7 @@ def start_session(user: User) -> None:
     """Sign ``user`` in on a fresh session (nothing from the old one survives: no fixation)."""
     session.clear()
     login_user(user)
+    session[_EPOCH] = user.session_epoch
     session.permanent = True
 
 
@@ -162,7 +174,9 @@ def signup() -> BaseResponse | tuple[str, int] | str:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> BaseResponse:
-    """Sign out and drop the session."""
+    """Sign out: end every session of the user (copied cookies too) and drop this one."""
+    if current_user.is_authenticated and not is_bearer_request():
+        user_store().end_sessions(current_user_id())
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))

@@ -51,8 +51,13 @@ users = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Added after the first release; create_schema adds it to older databases.
+    sa.Column("session_epoch", sa.Integer, nullable=False, default=0, server_default="0"),
 )
-"""Web users: the ``id`` is the user id the library's ledger and generations use."""
+"""Web users: the ``id`` is the user id the library's ledger and generations use.
+
+``session_epoch`` is copied into a browser session at sign-in; bumping it ends every session
+issued before (see :meth:`UserStore.end_sessions`)."""
 
 api_tokens = sa.Table(
     "api_tokens",
@@ -78,6 +83,7 @@ class User:
     username: str
     is_admin: bool
     created_at: datetime
+    session_epoch: int = 0
 
     is_authenticated = True
     is_active = True
@@ -109,6 +115,7 @@ def _user(row: sa.Row[Any]) -> User:
         username=str(m["username"]),
         is_admin=bool(m["is_admin"]),
         created_at=m["created_at"],
+        session_epoch=int(m["session_epoch"] or 0),
     )
 
 
@@ -119,8 +126,18 @@ class UserStore:
         self.engine = engine
 
     def create_schema(self) -> None:
-        """Create the app's tables if missing; idempotent."""
+        """Create the app's tables if missing and add columns newer than the database; idempotent.
+
+        ``create_all`` never alters an existing table, so a database made by an older release
+        gets ``users.session_epoch`` here (every existing user starts at epoch 0).
+        """
         metadata.create_all(self.engine, checkfirst=True)
+        columns = {c["name"] for c in sa.inspect(self.engine).get_columns(users.name)}
+        if "session_epoch" not in columns:
+            with transaction(self.engine) as conn:
+                conn.exec_driver_sql(
+                    "ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0"
+                )
 
     def create(self, username: str, password: str, *, is_admin: bool = False) -> User:
         """Add a user; raises :class:`UserExists` or ``ValueError`` for a bad name/password."""
@@ -144,14 +161,32 @@ class UserStore:
         return user
 
     def set_password(self, user_id: str, password: str) -> None:
-        """Replace a user's password."""
+        """Replace a user's password and end their browser sessions (an old cookie must not
+        outlive the password it was issued for)."""
         if len(password) < 8:
             raise ValueError("Passwords need at least 8 characters.")
         with transaction(self.engine) as conn:
             conn.execute(
                 sa.update(users)
                 .where(users.c.id == user_id)
-                .values(password_hash=generate_password_hash(password))
+                .values(
+                    password_hash=generate_password_hash(password),
+                    session_epoch=users.c.session_epoch + 1,
+                )
+            )
+
+    def end_sessions(self, user_id: str) -> None:
+        """End every browser session of the user, on every device, by bumping their epoch.
+
+        Flask sessions are signed cookies the server cannot delete; a session is valid only while
+        the epoch it was issued with is current, so a copied cookie dies at logout too. Bearer
+        tokens are separate (see :meth:`revoke_tokens`).
+        """
+        with transaction(self.engine) as conn:
+            conn.execute(
+                sa.update(users)
+                .where(users.c.id == user_id)
+                .values(session_epoch=users.c.session_epoch + 1)
             )
 
     def set_admin(self, user_id: str, is_admin: bool) -> None:

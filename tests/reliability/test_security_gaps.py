@@ -184,21 +184,40 @@ def test_throttling_looks_the_same_for_real_and_unknown_usernames(site: Site) ->
 # --- sessions -------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Flask's signed-cookie session is not revoked at logout; a copied cookie "
-    "still authenticates (needs a server-side session id or per-user session epoch).",
-)
 def test_a_session_cookie_copied_before_logout_is_dead_after_it(site: Site) -> None:
     """Logging out ends the session everywhere: a cookie stolen earlier no longer works."""
     client = site.client(site.user())
     cookie = client.get_cookie("plushify_session")
     assert cookie is not None
     stolen = cookie.value
-    client.post("/logout", data={"csrf_token": client.csrf})  # type: ignore[attr-defined]
     thief = site.app.test_client()
     thief.set_cookie("plushify_session", stolen)
+    assert thief.get("/api/credits").status_code == 200  # Given: the copy works before logout
+    client.post("/logout", data={"csrf_token": client.csrf})  # type: ignore[attr-defined]
     assert thief.get("/api/credits").status_code == 401
+    assert thief.get("/").status_code == 302  # pages too: back to the login form
+
+
+def test_logout_ends_the_users_other_sessions_but_not_other_users_or_tokens(site: Site) -> None:
+    """Logout signs the user out on every device; other users' sessions and bearer tokens live."""
+    alice, bob = site.user(), site.user()
+    laptop, phone, bobs = site.client(alice), site.client(alice), site.client(bob)
+    headers = site.token(alice)
+    laptop.post("/logout", data={"csrf_token": laptop.csrf})  # type: ignore[attr-defined]
+    assert phone.get("/api/credits").status_code == 401
+    assert bobs.get("/api/credits").status_code == 200
+    assert site.app.test_client().get("/api/credits", headers=headers).status_code == 200
+    again = site.client(alice)  # signing in again works and starts a valid session
+    assert again.get("/api/credits").status_code == 200
+
+
+def test_a_password_change_ends_existing_sessions(site: Site) -> None:
+    """A cookie issued before a password reset (``plushify demo`` resets them) stops working."""
+    user = site.user()
+    client = site.client(user)
+    site.store.set_password(user.id, "a brand new password")
+    assert client.get("/api/credits").status_code == 401
+    assert site.client(user, password="a brand new password").get("/api/credits").status_code == 200
 
 
 # --- secrets never logged -----------------------------------------------------------------
