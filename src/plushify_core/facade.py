@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Literal
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SQLEngine
 
 from .clock import Clock, SystemClock
@@ -144,13 +145,7 @@ class Plushify:
         now = self.clock.now()
         payload = {"generation_id": gen_id, "user_id": user_id}
         with transaction(self.database) as conn:
-            self.ledger.reserve(
-                gen_id,
-                user_id,
-                ttl=timedelta(seconds=self.settings.reservation_ttl),
-                now=now,
-                conn=conn,
-            )
+            self._reserve(conn, gen_id, user_id, now)
             insert_generation(conn, generation_id=gen_id, user_id=user_id, now=now)
             self.engine.submit(PIPELINE_NAME, payload, run_id=gen_id, conn=conn)
         try:
@@ -162,6 +157,11 @@ class Plushify:
             raise StorageError("The photo could not be stored; please try again.") from exc
         self._dispatch(gen_id)
         return self.get(user_id, gen_id)
+
+    def _reserve(self, conn: Connection, reservation_id: str, user_id: str, now: datetime) -> None:
+        """Hold one credit for a generation attempt until it succeeds, fails or expires."""
+        ttl = timedelta(seconds=self.settings.reservation_ttl)
+        self.ledger.reserve(reservation_id, user_id, ttl=ttl, now=now, conn=conn)
 
     def _discard(self, gen_id: str) -> None:
         """Undo a submit whose upload could not be stored: no run, no row, no credit held."""
@@ -201,13 +201,7 @@ class Plushify:
         reservation_id = new_id()
         now = self.clock.now()
         with transaction(self.database) as conn:
-            self.ledger.reserve(
-                reservation_id,
-                user_id,
-                ttl=timedelta(seconds=self.settings.reservation_ttl),
-                now=now,
-                conn=conn,
-            )
+            self._reserve(conn, reservation_id, user_id, now)
             moved = conn.execute(
                 sa.update(generations)
                 .where(generations.c.id == gen.id, generations.c.status == "failed")
