@@ -1,7 +1,11 @@
-"""The DBOS side of the per-step benchmark, run in its own process (DBOS is a process singleton).
+"""The per-step benchmark's measuring process: Plushify's engine and DBOS, interleaved.
 
-Usage: ``python -m benchmarks.dbos_child SYSTEM_DATABASE_URL RUNS WARMUP``; prints one JSON line
-``{"seconds": [...per workflow...]}``.
+DBOS is a process singleton, so each database gets its own child process. Inside it, every
+iteration runs one Plushify five-step run and one DBOS five-step workflow, alternating which goes
+first, so both see the same machine load (the benchmark machine is shared and noisy).
+
+Usage: ``python -m benchmarks.dbos_child PLUSHIFY_URL DBOS_URL RUNS WARMUP``; prints one JSON
+line ``{"plushify": [...seconds...], "dbos": [...seconds...]}``.
 """
 
 from __future__ import annotations
@@ -10,39 +14,75 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 from dbos import DBOS
 
+from plushify_core.database import create_engine, create_schema
+from plushify_core.engine import Engine, Pipeline
 
-def main() -> None:
-    """Run ``RUNS`` five-step workflows after ``WARMUP`` and print their wall times."""
-    url, runs, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    logging.disable(logging.WARNING)
+from .steps import STEPS, add_one, five_steps
+
+
+def _plushify(url: str) -> tuple[Callable[[int], int], Callable[[], None]]:
+    db = create_engine(url)
+    create_schema(db)
+    engine = Engine(db)
+    engine.register(Pipeline("five-steps", five_steps))
+
+    def one(value: int) -> int:
+        run = engine.submit("five-steps", {"value": value})
+        outcome = engine.execute(run.id)
+        if outcome.status != "completed":
+            raise RuntimeError(f"run ended {outcome.status}")
+        return value + STEPS
+
+    return one, db.dispose
+
+
+def _dbos(url: str) -> Callable[[int], int]:
     DBOS(config={"name": "plushify-bench", "system_database_url": url, "log_level": "ERROR"})
 
     @DBOS.step()
     def step(value: int) -> int:
-        return value + 1
+        return add_one(value)
 
     @DBOS.workflow()
-    def five_steps(value: int) -> int:
-        for _ in range(5):
+    def workflow(value: int) -> int:
+        for _ in range(STEPS):
             value = step(value)
         return value
 
     DBOS.launch()
+    return workflow
+
+
+def main() -> None:
+    """Measure both systems, interleaved, and print their per-run seconds."""
+    ours_url, theirs_url, runs, warmup = (
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+    )
+    logging.disable(logging.WARNING)
+    ours, close = _plushify(ours_url)
+    theirs = _dbos(theirs_url)
+    seconds: dict[str, list[float]] = {"plushify": [], "dbos": []}
     try:
-        for i in range(warmup):
-            five_steps(i)
-        seconds = []
-        for i in range(runs):
-            started = time.perf_counter()
-            result = five_steps(i)
-            seconds.append(time.perf_counter() - started)
-            assert result == i + 5
+        for i in range(warmup + runs):
+            order = [("plushify", ours), ("dbos", theirs)]
+            for name, fn in order if i % 2 else reversed(order):
+                started = time.perf_counter()
+                result = fn(i)
+                elapsed = time.perf_counter() - started
+                assert result == i + STEPS
+                if i >= warmup:
+                    seconds[name].append(elapsed)
     finally:
         DBOS.destroy()
-    print(json.dumps({"seconds": seconds}))
+        close()
+    print(json.dumps(seconds))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ or at a time budget, whichever comes first.
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def child(target: int, budget: float) -> dict[str, object]:
         engine.register(Pipeline("five-steps", five_steps))
         runner = InProcessRunner(engine, workers=4)
         runner.start()
-        samples: list[tuple[int, int]] = []
+        samples: list[tuple[int, int, int]] = []
         done = 0
         started = time.monotonic()
         try:
@@ -57,7 +58,7 @@ def child(target: int, budget: float) -> dict[str, object]:
                     if finished >= done:
                         break
                     time.sleep(0.05)
-                samples.append((done, rss_bytes()))
+                samples.append((done, rss_bytes(), len(gc.get_objects())))
         finally:
             runner.stop(drain=False)
             db.dispose()
@@ -80,17 +81,18 @@ def run(quick: bool) -> Result:
     data = json.loads(out.stdout.strip().splitlines()[-1])
     samples = data["samples"]
     result = Result("worker_memory", "6. Worker RSS over no-op runs (in-process runner, SQLite)")
-    (warm_n, warm_rss), (last_n, last_rss) = samples[0], samples[-1]
+    (warm_n, warm_rss, warm_objects), (last_n, last_rss, last_objects) = samples[0], samples[-1]
     runs_measured = last_n - warm_n
     shown = samples[:: max(1, len(samples) // 6)]
     if shown[-1] != samples[-1]:
         shown.append(samples[-1])
-    for n, rss in shown:
-        result.add(runs_after_warmup=n - warm_n, rss_mib=rss / 2**20)
+    for n, rss, objects in shown:
+        result.add(runs_after_warmup=n - warm_n, rss_mib=rss / 2**20, python_objects=objects)
     growth = (last_rss - warm_rss) / 2**20
     result.add(
         runs_after_warmup=f"growth over {runs_measured}",
         rss_mib=growth,
+        python_objects=last_objects - warm_objects,
     )
     result.notes.append(
         f"target {target} runs after a {BATCH}-run warm-up, time budget {budget:.0f} s; "

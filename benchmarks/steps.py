@@ -2,8 +2,9 @@
 
 Each side runs the same workflow: five steps, each adding one to an integer. Plushify records the
 run (``submit``) and executes it in the calling thread (``execute``); DBOS runs its
-``@DBOS.workflow`` calling five ``@DBOS.step`` functions (in a child process, as DBOS is a process
-singleton) with its system database on the same server.
+``@DBOS.workflow`` calling five ``@DBOS.step`` functions, with its system database on the same
+server. Both run in one child process per database (DBOS is a process singleton), one run of each
+in turn, so that both see the same load on a shared machine.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from plushify_core.database import create_engine, create_schema
-from plushify_core.engine import Engine, Pipeline, RunContext
+from plushify_core.engine import RunContext
 from plushify_core.testing.databases import temporary_postgres_schema
 
 from .common import Result, postgres_available, postgres_database, summary
@@ -50,32 +50,10 @@ def plain(runs: int) -> list[float]:
     return seconds
 
 
-def plushify(url: str, runs: int, warmup: int) -> list[float]:
-    """Submit and execute ``runs`` five-step runs; seconds per run."""
-    db = create_engine(url)
-    try:
-        create_schema(db)
-        engine = Engine(db)
-        engine.register(Pipeline("five-steps", five_steps))
-        seconds = []
-        for i in range(warmup + runs):
-            started = time.perf_counter()
-            run = engine.submit("five-steps", {"value": i})
-            outcome = engine.execute(run.id)
-            elapsed = time.perf_counter() - started
-            if outcome.status != "completed":
-                raise RuntimeError(f"run ended {outcome.status}")
-            if i >= warmup:
-                seconds.append(elapsed)
-        return seconds
-    finally:
-        db.dispose()
-
-
-def dbos(url: str, runs: int, warmup: int) -> list[float]:
-    """DBOS in a child process; seconds per workflow."""
+def measure_pair(ours: str, theirs: str, runs: int, warmup: int) -> dict[str, list[float]]:
+    """Plushify and DBOS interleaved in one child process; seconds per run of each."""
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.dbos_child", url, str(runs), str(warmup)],
+        [sys.executable, "-m", "benchmarks.dbos_child", ours, theirs, str(runs), str(warmup)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -83,8 +61,8 @@ def dbos(url: str, runs: int, warmup: int) -> list[float]:
         cwd=Path(__file__).resolve().parent.parent,
     )
     if out.returncode != 0:
-        raise RuntimeError(f"DBOS child failed: {out.stderr[-2000:]}")
-    seconds: list[float] = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+        raise RuntimeError(f"benchmark child failed: {out.stderr[-2000:]}")
+    seconds: dict[str, list[float]] = json.loads(out.stdout.strip().splitlines()[-1])
     return seconds
 
 
@@ -128,13 +106,13 @@ def _measure(
     warmup: int,
     baseline: dict[str, float],
 ) -> None:
-    mine = summary(plushify(ours, runs, warmup))
-    result.add(database=database, system="plushify engine", runs=runs, **_per_step(mine))
     try:
-        peer = summary(dbos(theirs, runs, warmup))
-    except Exception as exc:  # DBOS missing or failing must not hide our own figures
-        result.notes.append(f"DBOS on {database} failed: {exc}")
+        seconds = measure_pair(ours, theirs, runs, warmup)
+    except Exception as exc:  # DBOS missing or failing: say so in the table's notes
+        result.notes.append(f"{database}: {exc}")
         return
+    mine, peer = summary(seconds["plushify"]), summary(seconds["dbos"])
+    result.add(database=database, system="plushify engine", runs=runs, **_per_step(mine))
     result.add(database=database, system="DBOS", runs=runs, **_per_step(peer))
     plain_ms = baseline["median_ms"]
     result.add(
