@@ -209,6 +209,109 @@ def test_s3_outage_is_retryable_and_recovers(s3: S3Server) -> None:
     assert store.get(key) == b"kept"
 
 
+@pytest.fixture
+def no_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No AWS credentials anywhere: no variables, no files, no instance metadata lookups."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def _configured(s3: S3Server, **changes: object) -> dict[str, object]:
+    options: dict[str, object] = {**s3.storage_options(), "skip_instance_cache": True}
+    for name, value in changes.items():
+        if value is None:
+            options.pop(name, None)
+        else:
+            options[name] = value
+    return options
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("no credentials", "storage_credentials"),
+        ("unknown profile", "storage_credentials"),
+        ("unknown client option", "storage_misconfigured"),
+        ("unknown botocore config", "storage_misconfigured"),
+        ("malformed endpoint", "storage_misconfigured"),
+        ("malformed region", "storage_misconfigured"),
+        ("unknown signature version", "storage_misconfigured"),
+    ],
+)
+@pytest.mark.usefixtures("no_aws_environment")
+def test_s3_configuration_errors_fail_at_once_with_a_clear_code(
+    s3: S3Server, case: str, code: str
+) -> None:
+    """Bad options or credentials are non-retryable StorageErrors naming the fix, not outages."""
+    bucket = s3.create_bucket()
+    options = {
+        "no credentials": _configured(s3, key=None, secret=None),
+        "unknown profile": _configured(s3, key=None, secret=None, profile="no-such-profile"),
+        "unknown client option": _configured(s3, client_kwargs={"bogus": 1}),
+        "unknown botocore config": _configured(s3, config_kwargs={"bogus": 1}),
+        "malformed endpoint": _configured(s3, endpoint_url="not a url"),
+        "malformed region": _configured(s3, client_kwargs={"region_name": "bad region!"}),
+        "unknown signature version": _configured(s3, config_kwargs={"signature_version": "v9"}),
+    }[case]
+    store = BlobStore(bucket, storage_options=options)
+    key = original_key("alice", GEN, "jpg")
+    for operation in (lambda: store.put(key, b"x", "image/jpeg"), lambda: store.exists(key)):
+        with pytest.raises(StorageError) as info:
+            operation()
+        assert (info.value.code, info.value.retryable) == (code, False), info.value
+        assert info.value.__cause__ is not None
+
+
+def test_a_missing_bucket_is_not_a_missing_blob(s3: S3Server) -> None:
+    """Writing to, reading from or probing a bucket that does not exist fails at once, clearly."""
+    store = BlobStore(
+        f"s3://plushify-absent-{uuid.uuid4().hex[:8]}/prefix",
+        storage_options=_configured(s3),
+    )
+    key = original_key("alice", GEN, "jpg")
+    for operation in (
+        lambda: store.put(key, b"x", "image/jpeg"),
+        lambda: store.get(key),
+        lambda: store.exists(key),  # not a quiet False: nothing could ever be stored
+    ):
+        with pytest.raises(StorageError) as info:
+            operation()
+        assert (info.value.code, info.value.retryable) == ("storage_bucket_missing", False)
+
+
+def test_an_unknown_storage_protocol_is_a_configuration_error() -> None:
+    """A typo in PLUSHIFY_STORAGE_URL's scheme fails when the store is built, not retryable."""
+    with pytest.raises(StorageError) as info:
+        BlobStore("s4://bucket/prefix")
+    assert (info.value.code, info.value.retryable) == ("storage_misconfigured", False)
+
+
+def test_a_transport_error_stays_retryable_even_from_a_misconfigured_looking_type() -> None:
+    """Connection failures (OSError subclasses, botocore transport errors) remain outages."""
+    botocore = pytest.importorskip("botocore.exceptions")
+    store = BlobStore(f"memory://test-{uuid.uuid4().hex}")
+    for error in (
+        ConnectionResetError(104, "reset"),
+        TimeoutError("timed out"),
+        botocore.EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+        botocore.ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
+        botocore.ConnectionClosedError(endpoint_url="http://127.0.0.1:1"),
+    ):
+
+        def fail(error: Exception = error) -> None:
+            raise error
+
+        with pytest.raises(StorageError) as info:
+            store._call("plushify/x", fail)
+        assert (info.value.code, info.value.retryable) == ("storage_unavailable", True), error
+
+
 def test_file_writes_are_atomic(tmp_path: Path) -> None:
     """A reader racing a writer on file:// sees a whole old or whole new blob, never a mix."""
     store = BlobStore((tmp_path / "blobs").as_uri())

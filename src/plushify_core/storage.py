@@ -1,9 +1,11 @@
 """A small blob store over fsspec: ``file://``, ``memory://`` and ``s3://bucket/prefix``.
 
 Keys are relative, ``/``-separated paths built by the key builders below from validated ids, so
-no user input ever reaches a path. Vendor errors become :class:`~plushify_core.errors.StorageError`
-(retryable for transport failures; ``blob_not_found`` is not retryable). ``file://`` writes are
-atomic (temporary file + rename), so a reader never sees half a blob.
+no user input ever reaches a path. Vendor errors become :class:`~plushify_core.errors.StorageError`:
+retryable for transport failures (``storage_unavailable``); not retryable for ``blob_not_found``,
+``storage_forbidden`` and configuration faults (``storage_bucket_missing``,
+``storage_credentials``, ``storage_misconfigured``), which no retry could fix. ``file://``
+writes are atomic (temporary file + rename), so a reader never sees half a blob.
 
 ``memory://`` is fsspec's process-wide in-memory filesystem: give each store its own prefix.
 """
@@ -118,14 +120,123 @@ def s3_options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, A
     return options
 
 
+# S3 error codes (botocore ``ClientError.response["Error"]["Code"]``) that no retry can fix.
+_CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "CredentialsNotSupported",
+    }
+)
+_CONFIG_CODES = frozenset(
+    {
+        "AuthorizationHeaderMalformed",  # a wrong region
+        "PermanentRedirect",  # the bucket lives in another region / endpoint
+        "InvalidBucketName",
+        "IllegalLocationConstraintException",
+        "InvalidStorageClass",
+    }
+)
+# Exception classes matched by name along the MRO, so core needs neither botocore nor aiohttp.
+_CREDENTIAL_ERRORS = frozenset(
+    {"NoCredentialsError", "PartialCredentialsError", "ProfileNotFound", "NoAuthTokenError"}
+)
+_CONFIG_ERRORS = frozenset(
+    {
+        "NoRegionError",
+        "UnknownSignatureVersionError",
+        "InvalidConfigError",
+        "ParamValidationError",
+        "UnknownServiceError",
+        "UnknownEndpointError",
+        "InvalidS3AddressingStyleError",
+        "InvalidRetryConfigurationError",
+        "InvalidMaxRetryAttemptsError",
+        "InvalidEndpointConfigurationError",
+        "InvalidRegionError",
+    }
+)
+# Transport trouble is retryable even when a class also derives from a "config" type.
+_TRANSPORT_ERRORS = frozenset(
+    {
+        "HTTPClientError",
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+        "ResponseStreamingError",
+        "IncompleteReadError",
+        "ClientConnectionError",
+        "ClientPayloadError",
+        "ServerDisconnectedError",
+    }
+)
+_CONFIG_TYPES = (TypeError, ValueError, ImportError)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes (s3fs re-raises botocore's ``ClientError`` as ``OSError``)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(seen) < 10 and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _s3_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        error = response.get("Error")
+        if isinstance(error, Mapping) and error.get("Code"):
+            return str(error["Code"])
+    return None
+
+
 def _classify(exc: BaseException, what: str) -> StorageError:
+    """The :class:`StorageError` for a vendor error: only outages are retryable.
+
+    Configuration errors (bad options, no or wrong credentials, a missing bucket) would fail the
+    same way on every attempt, so they fail at once with a code that names the fix.
+    """
+    chain = _chain(exc)
+    codes = {c for c in map(_s3_code, chain) if c}
+    names = {cls.__name__ for e in chain for cls in type(e).__mro__}
+    name = type(exc).__name__
+    if "NoSuchBucket" in codes:
+        return StorageError(
+            f"The bucket for {what} does not exist; check PLUSHIFY_STORAGE_URL.",
+            retryable=False,
+            code="storage_bucket_missing",
+        )
+    if codes & _CREDENTIAL_CODES or names & _CREDENTIAL_ERRORS:
+        return StorageError(
+            f"The blob store credentials are missing or invalid ({name}: {exc}); check the AWS "
+            "credentials configuration.",
+            retryable=False,
+            code="storage_credentials",
+        )
     if isinstance(exc, FileNotFoundError):
         return StorageError(f"No blob at {what}.", retryable=False, code="blob_not_found")
     if isinstance(exc, PermissionError):
         return StorageError(
             f"The blob store refused access to {what}.", retryable=False, code="storage_forbidden"
         )
-    name = type(exc).__name__
+    transport = bool(names & _TRANSPORT_ERRORS) or (
+        isinstance(exc, OSError) and not codes & _CONFIG_CODES
+    )
+    if not transport and (
+        codes & _CONFIG_CODES or names & _CONFIG_ERRORS or isinstance(exc, _CONFIG_TYPES)
+    ):
+        return StorageError(
+            f"The blob store is misconfigured ({name}: {exc}); check PLUSHIFY_STORAGE_URL and "
+            "PLUSHIFY_S3_* settings.",
+            retryable=False,
+            code="storage_misconfigured",
+        )
     return StorageError(
         f"The blob store failed on {what} ({name}: {exc}).", code="storage_unavailable"
     )
@@ -156,6 +267,8 @@ class BlobStore:
                 retryable=False,
                 code="storage_not_installed",
             ) from e
+        except Exception as e:  # an unknown protocol or options the filesystem refuses
+            raise _classify(e, url) from e
         self.base_url = url
         self.fs: AbstractFileSystem = fs
         self._root = str(root).rstrip("/")
