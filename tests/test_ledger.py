@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from _ledger_support import snapshot
+from ledger_support import snapshot
 from sqlalchemy.engine import Engine
 
 from plushify_core.clock import ManualClock

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from _ledger_support import ProcessRacers
+from ledger_support import ProcessRacers
 from sqlalchemy.engine import Engine
 
 from plushify_core.database import create_engine

@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from _ledger_model import LedgerModel
-from _ledger_support import wipe
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -27,6 +25,8 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from ledger_model import LedgerModel
+from ledger_support import wipe
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
