@@ -7,7 +7,9 @@ processes and killed workers. The payload steers faults:
 
 - ``fail_once_at: n`` — step ``n`` raises a transient error on its first execution only;
 - ``block_at: n`` — step ``n`` hangs (until the worker is killed) when ``PLUSHIFY_TEST_BLOCK=1``;
-- ``hold: s`` plus ``key`` — every step sleeps ``s`` seconds while counted as active for ``key``.
+- ``hold: s`` plus ``key`` — every step sleeps ``s`` seconds while counted as active for ``key``;
+- ``pause_at: n`` plus ``pause: s`` — step ``n`` records that it started, then sleeps ``s``
+  seconds (a step still running when the test signals the worker).
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ def step(run_id: str, number: int, payload: dict[str, Any]) -> int:
     if payload.get("block_at") == number and os.environ.get("PLUSHIFY_TEST_BLOCK") == "1":
         _append(effects / "blocked.log", f"{run_id} {number}\n")
         time.sleep(BLOCK_SECONDS)  # the test kills the worker meanwhile
+    if payload.get("pause_at") == number:
+        _append(effects / "paused.log", f"{run_id} {number}\n")
+        time.sleep(float(payload.get("pause", 1.0)))
     if payload.get("hold"):
         with _active(effects, str(payload["key"])):
             time.sleep(float(payload["hold"]))
@@ -78,6 +83,11 @@ def effect_counts(effects: Path) -> Counter[tuple[str, int]]:
 def blocked(effects: Path) -> set[tuple[str, int]]:
     """The (run id, step number) pairs that reached their blocking point."""
     return {(run, int(n)) for run, n in _lines(effects / "blocked.log")}
+
+
+def paused(effects: Path) -> set[tuple[str, int]]:
+    """The (run id, step number) pairs that started their pause."""
+    return {(run, int(n)) for run, n in _lines(effects / "paused.log")}
 
 
 def peak_active(effects: Path, key: str) -> int:
