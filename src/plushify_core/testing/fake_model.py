@@ -36,6 +36,7 @@ __all__ = ["Call", "FakeModel", "Fault", "parse_faults"]
 METHODS: Final = ("analyze", "generate")
 _SUBJECTS: Final[tuple[SubjectType, ...]] = ("person", "pet", "other")
 _MAX_PIXELS: Final = 50_000_000
+_NOUNS: Final = {"person": "a person", "pet": "a pet", "other": "an object"}
 _TINT: Final = (255, 196, 214)
 _COLOURS: Final = {
     "red": (200, 40, 40),
@@ -252,9 +253,10 @@ class FakeModel:
         light = "bright" if brightness > 170 else "dim" if brightness < 85 else "even"
         width, height = img.size
         framing = "landscape" if width > height else "portrait" if height > width else "square"
+        noun = _NOUNS[subject]
         return Analysis(
             subject_type=subject,
-            description=f"A {framing} photo of a {subject}, mostly {colour}, in {light} light.",
+            description=f"A {framing} photo of {noun}, mostly {colour}, in {light} light.",
             key_features=[f"mostly {colour}", f"{light} lighting", f"{framing} framing"],
         )
 
