@@ -98,6 +98,7 @@ def dramatiq(session: nox.Session, broker: str) -> None:
         session,
         f"{path}/tests",
         install=(f"-e{ROOT / path}",),
+        pytest_args=("-m", "not slow"),
         env={"PLUSHIFY_TEST_BROKER": broker, "PLUSHIFY_TEST_DB": "postgres"},
     )
 
