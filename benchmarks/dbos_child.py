@@ -16,8 +16,6 @@ import sys
 import time
 from collections.abc import Callable
 
-from dbos import DBOS
-
 from plushify_core.database import create_engine, create_schema
 from plushify_core.engine import Engine, Pipeline
 
@@ -40,7 +38,11 @@ def _plushify(url: str) -> tuple[Callable[[int], int], Callable[[], None]]:
     return one, db.dispose
 
 
-def _dbos(url: str) -> Callable[[int], int]:
+def _dbos(url: str) -> tuple[Callable[[int], int] | None, Callable[[], None]]:
+    try:
+        from dbos import DBOS
+    except ImportError:  # measure Plushify alone; the table says how to add DBOS
+        return None, lambda: None
     DBOS(config={"name": "plushify-bench", "system_database_url": url, "log_level": "ERROR"})
 
     @DBOS.step()
@@ -54,7 +56,7 @@ def _dbos(url: str) -> Callable[[int], int]:
         return value
 
     DBOS.launch()
-    return workflow
+    return workflow, DBOS.destroy
 
 
 def main() -> None:
@@ -67,11 +69,11 @@ def main() -> None:
     )
     logging.disable(logging.WARNING)
     ours, close = _plushify(ours_url)
-    theirs = _dbos(theirs_url)
+    theirs, destroy = _dbos(theirs_url)
     seconds: dict[str, list[float]] = {"plushify": [], "dbos": []}
     try:
         for i in range(warmup + runs):
-            order = [("plushify", ours), ("dbos", theirs)]
+            order = [("plushify", ours)] + ([("dbos", theirs)] if theirs else [])
             for name, fn in order if i % 2 else reversed(order):
                 started = time.perf_counter()
                 result = fn(i)
@@ -80,7 +82,7 @@ def main() -> None:
                 if i >= warmup:
                     seconds[name].append(elapsed)
     finally:
-        DBOS.destroy()
+        destroy()
         close()
     print(json.dumps(seconds))
 

@@ -111,8 +111,12 @@ def _measure(
     except Exception as exc:  # DBOS missing or failing: say so in the table's notes
         result.notes.append(f"{database}: {exc}")
         return
-    mine, peer = summary(seconds["plushify"]), summary(seconds["dbos"])
+    mine = summary(seconds["plushify"])
     result.add(database=database, system="plushify engine", runs=runs, **_per_step(mine))
+    if not seconds["dbos"]:
+        result.notes.append(f"{database}: DBOS not installed (pip install dbos): no DBOS rows")
+        return
+    peer = summary(seconds["dbos"])
     result.add(database=database, system="DBOS", runs=runs, **_per_step(peer))
     plain_ms = baseline["median_ms"]
     result.add(
