@@ -19,6 +19,7 @@ nox.options.sessions = [
     "backend",
     "dramatiq",
     "e2e",
+    "docs",
 ]
 
 ROOT = Path(__file__).parent
@@ -143,5 +144,13 @@ def bench(session: nox.Session) -> None:
     """Benchmarks; prints tables and writes JSON under bench-results/."""
     if not (ROOT / "benchmarks").exists():
         session.skip("no benchmarks yet")
-    session.install(CORE, *(f"-e{ROOT / p}" for p in BACKENDS.values()))
+    session.install(CORE, *(f"-e{ROOT / p}" for p in BACKENDS.values()), "dbos>=3.4")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site strictly (broken links and missing pages fail)."""
+    session.install("mkdocs>=1.6")
+    site = Path(session.create_tmp()) / "site"
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .clock import Clock, ManualClock, SystemClock, utcnow
 from .database import create_engine, create_schema, transaction
-from .engine import Engine, Outcome, Pipeline, RetryPolicy, RunContext
+from .engine import Engine, Outcome, OutcomeStatus, Pipeline, RetryPolicy, RunContext
 from .errors import (
     BackendNotInstalled,
     ConfigurationError,
@@ -33,12 +33,14 @@ from .facade import Plushify
 from .generations import STEPS, Generation
 from .images import ImageInfo, NormalizedImage, normalize_image, validate_image
 from .inprocess import InProcessRunner, run_inline
-from .ledger import Balance, CreditLedger, LedgerEntry, Reservation
+from .ledger import Balance, CreditLedger, LedgerEntry, Reservation, ReservationState
+from .logs import log_context, setup_logging
 from .model import Analysis, Analyzer, ImageGenerator, Model, SubjectType
+from .observers import BaseObserver, EngineObserver
 from .prompt import build_prompt
 from .registry import load_model, load_runner
 from .runner import Runner
-from .runs import RunDetail, RunRecord, StepRecord
+from .runs import RunDetail, RunRecord, RunStatus, StepRecord
 from .settings import Settings
 from .storage import BlobStore
 
@@ -48,11 +50,13 @@ __all__ = [
     "Analyzer",
     "BackendNotInstalled",
     "Balance",
+    "BaseObserver",
     "BlobStore",
     "Clock",
     "ConfigurationError",
     "CreditLedger",
     "Engine",
+    "EngineObserver",
     "Generation",
     "IdempotencyConflict",
     "ImageGenerator",
@@ -70,17 +74,20 @@ __all__ = [
     "NotFound",
     "NotRetryable",
     "Outcome",
+    "OutcomeStatus",
     "Pipeline",
     "Plushify",
     "PlushifyError",
     "Reservation",
     "ReservationClosed",
     "ReservationNotFound",
+    "ReservationState",
     "RetryAfter",
     "RetryPolicy",
     "RunContext",
     "RunDetail",
     "RunRecord",
+    "RunStatus",
     "Runner",
     "SchemaVersionError",
     "Settings",
@@ -96,8 +103,10 @@ __all__ = [
     "create_schema",
     "load_model",
     "load_runner",
+    "log_context",
     "normalize_image",
     "run_inline",
+    "setup_logging",
     "transaction",
     "utcnow",
     "validate_image",
