@@ -287,3 +287,23 @@ def test_upload_original_rerun_after_crash_reuses_the_stored_original(h: Harness
     done = h.app.get("ned", gen.id)
     assert done.status == "completed" and done.original_key == first.key
     assert h.app.storage.content_type(first.key) == first.content_type == "image/jpeg"
+
+
+def test_failing_a_run_whose_generation_already_completed_keeps_the_plushie(h: Harness) -> None:
+    """Marking a run failed after its finalize committed keeps the charged plushie's image."""
+    h.app.ledger.grant("olga", 1, key="g")
+    gen = h.app.submit("olga", photo(seed=32))
+    # Given a worker did every step's work, finalize included, and died before recording it
+    p = h.app.pipeline
+    original = p.upload_original("olga", gen.id)
+    analysis = p.analyze_image(gen.id, original)
+    scratch = p.generate_plushie("olga", gen.id, original, analysis)
+    final = p.upload_generated("olga", gen.id, scratch)
+    assert p.finalize(gen.id) == "completed"
+    # When the stuck-looking run is marked failed (reaper race, admin lever)
+    assert h.app.engine.fail(gen.id, "Marked failed by an admin.")
+    # Then the completed, charged generation keeps its plushie
+    done = h.app.get("olga", gen.id)
+    assert done.status == "completed" and done.plushie_key == final
+    assert h.app.storage.exists(final)
+    assert h.app.balance("olga").credits == 0

@@ -181,6 +181,9 @@ class PlushiePipeline:
         user_id, gen_id = str(run.payload["user_id"]), str(run.payload["generation_id"])
         with transaction(self.database) as conn:
             gen = generation_row(conn, gen_id)
+            if gen is not None and gen.status == "completed":
+                # Finalized (and charged) before the run was stopped: its images stay.
+                return
             update_processing(
                 conn,
                 gen_id,
