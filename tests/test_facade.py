@@ -307,3 +307,31 @@ def test_failing_a_run_whose_generation_already_completed_keeps_the_plushie(h: H
     assert done.status == "completed" and done.plushie_key == final
     assert h.app.storage.exists(final)
     assert h.app.balance("olga").credits == 0
+
+
+def test_delete_racing_a_retry_refuses_and_holds_no_credit(h: Harness) -> None:
+    """A retry landing between delete's read and its delete wins: nothing is lost or held."""
+    h.app.ledger.grant("pia", 2, key="g")
+    h.model.fail_always("generate")
+    gen = h.app.submit("pia", photo(seed=33))
+    h.drain()
+    h.model.heal()
+    assert h.app.get("pia", gen.id).status == "failed"
+    # Given the generation is retried right after delete read it as failed
+    read = h.app.get
+
+    def read_then_retry(user_id: str, generation_id: str) -> object:
+        seen = read(user_id, generation_id)
+        h.app.get = read  # type: ignore[method-assign]
+        h.app.retry(user_id, generation_id)
+        return seen
+
+    h.app.get = read_then_retry  # type: ignore[method-assign]
+    # When delete goes on, it refuses to remove the processing generation
+    with pytest.raises(InvalidState):
+        h.app.delete("pia", gen.id)
+    # Then the retried generation completes and charges its credit
+    h.drain()
+    assert h.app.get("pia", gen.id).status == "completed"
+    b = h.app.balance("pia")
+    assert (b.credits, b.in_use) == (1, 0)

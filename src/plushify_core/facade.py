@@ -232,13 +232,21 @@ class Plushify:
     def delete(self, user_id: str, generation_id: str) -> None:
         """Delete a finished generation and all its images."""
         gen = self.get(user_id, generation_id)
+        busy = InvalidState(
+            "Cancel the generation before deleting it; it is still processing.", code="processing"
+        )
         if gen.status == "processing":
-            raise InvalidState(
-                "Cancel the generation before deleting it; it is still processing.",
-                code="processing",
-            )
+            raise busy
         with transaction(self.database) as conn:
-            conn.execute(sa.delete(generations).where(generations.c.id == gen.id))
+            # Guarded: a retry since the read made it processing again, with a credit held.
+            gone = conn.execute(
+                sa.delete(generations).where(
+                    generations.c.id == gen.id, generations.c.status != "processing"
+                )
+            ).rowcount
+        if gone != 1:
+            self.get(user_id, generation_id)  # NotFound when a concurrent delete won
+            raise busy
         for key in self._blob_keys(gen):
             self.storage.delete(key)
 
