@@ -335,3 +335,31 @@ def test_delete_racing_a_retry_refuses_and_holds_no_credit(h: Harness) -> None:
     assert h.app.get("pia", gen.id).status == "completed"
     b = h.app.balance("pia")
     assert (b.credits, b.in_use) == (1, 0)
+
+
+def test_run_stopped_while_storing_the_original_leaves_it_retryable(database_url: str) -> None:
+    """A run failed mid upload-original keeps the upload for a retry and no unrecorded original."""
+    from plushify_core.ids import new_id
+    from plushify_core.storage import BlobStore
+
+    stop: list[object] = []
+
+    class StopOnOriginal(BlobStore):
+        def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+            if "/originals/" in key and stop:
+                stop.pop()()  # type: ignore[operator]
+            super().put(key, data, content_type)
+
+    h = make_harness(database_url, storage=StopOnOriginal(f"memory://plushify-{new_id()[:10]}"))
+    h.app.ledger.grant("quin", 2, key="g")
+    gen = h.app.submit("quin", photo(seed=34))
+    # Given an admin marks the run failed while its original is being stored
+    stop.append(lambda: h.app.engine.fail(gen.id, "Marked failed by an admin."))
+    h.drain()
+    assert h.app.get("quin", gen.id).status == "failed"
+    assert blobs(h) == [staging_key("quin", gen.id)]
+    # When the user retries, the kept upload is used and the generation completes
+    h.app.retry("quin", gen.id)
+    h.drain()
+    assert h.app.get("quin", gen.id).status == "completed"
+    assert h.app.balance("quin").credits == 1

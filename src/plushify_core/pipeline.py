@@ -109,7 +109,11 @@ class PlushiePipeline:
         key = original_key(user_id, gen_id, normal.ext)
         self.storage.put(key, normal.data, normal.content_type)
         with transaction(self.database) as conn:
-            update_processing(conn, gen_id, self.clock.now(), original_key=key)
+            recorded = update_processing(conn, gen_id, self.clock.now(), original_key=key)
+        if not recorded:
+            # Stopped meanwhile: keep the upload for a retry; leave no unrecorded original.
+            self.storage.delete(key)
+            raise NonRetriableError("The generation is no longer processing.")
         self.storage.delete(staged)
         return OriginalImage(key=key, content_type=normal.content_type)
 
