@@ -15,11 +15,17 @@ __all__ = ["bead_highlights", "blush", "glow_and_vignette", "paint_bead_eye"]
 Float = NDArray[np.float32]
 
 
-def _disc(shape: tuple[int, int], cx: float, cy: float, r: float, soft: float) -> Float:
-    """Anti-aliased filled disc mask (0..1) of radius ``r`` with a ``soft`` px edge."""
+def _disc(
+    shape: tuple[int, int], cx: float, cy: float, r: float, soft: float, aspect: float = 1.0
+) -> Float:
+    """Anti-aliased filled disc mask (0..1) of radius ``r`` with a ``soft`` px edge.
+
+    ``aspect`` > 1 stretches it upright into an ellipse ``aspect`` times taller than wide.
+    """
     h, w = shape
     ys, xs = np.ogrid[:h, :w]
-    d = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2).astype(np.float32)
+    dy = ys - cy if aspect == 1.0 else (ys - cy) / aspect
+    d = np.sqrt((xs - cx) ** 2 + dy**2).astype(np.float32)
     return np.asarray(np.clip((r - d) / max(soft, 0.5) + 0.5, 0.0, 1.0), np.float32)
 
 
@@ -29,15 +35,26 @@ def _over(lab: Lab, mask: Float, colour: tuple[float, float, float], alpha: floa
     lab[:] = lab * (1.0 - a) + np.asarray(colour, dtype=np.float32) * a
 
 
-def paint_bead_eye(lab: Lab, cx: float, cy: float, r: float) -> None:
-    """A glossy black bead: dark rim, deep body, a white catch-light up-left and a small one."""
+def paint_bead_eye(lab: Lab, cx: float, cy: float, r: float, *, aspect: float = 1.0) -> None:
+    """A glossy black bead: dark rim, deep body, a white catch-light up-left and a small one.
+
+    ``aspect`` > 1 makes an upright oval bead (a cat's pupil); the catch-lights stay round.
+    """
     shape = lab.shape[:2]
     soft = max(0.7, r * 0.08)
-    _over(lab, _disc(shape, cx + r * 0.12, cy + r * 0.15, r * 1.12, r * 0.35), (0, 0, 0), 0.35)
-    _over(lab, _disc(shape, cx, cy, r, soft), (22.0, 9.0, 2.0))
-    _over(lab, _disc(shape, cx + r * 0.1, cy + r * 0.1, r * 0.72, r * 0.4), (12.0, 6.0, 0.0))
-    _over(lab, _disc(shape, cx - r * 0.35, cy - r * 0.35, r * 0.3, soft), (99.0, 0.0, 0.0))
-    _over(lab, _disc(shape, cx + r * 0.38, cy + r * 0.38, r * 0.12, soft), (92.0, 0.0, 0.0), 0.8)
+    ry = r * aspect
+    _over(
+        lab,
+        _disc(shape, cx + r * 0.12, cy + ry * 0.15, r * 1.12, r * 0.35, aspect),
+        (0, 0, 0),
+        0.35,
+    )
+    _over(lab, _disc(shape, cx, cy, r, soft, aspect), (22.0, 9.0, 2.0))
+    _over(
+        lab, _disc(shape, cx + r * 0.1, cy + ry * 0.1, r * 0.72, r * 0.4, aspect), (12.0, 6.0, 0.0)
+    )
+    _over(lab, _disc(shape, cx - r * 0.35, cy - ry * 0.35, r * 0.3, soft), (99.0, 0.0, 0.0))
+    _over(lab, _disc(shape, cx + r * 0.38, cy + ry * 0.38, r * 0.12, soft), (92.0, 0.0, 0.0), 0.8)
 
 
 def blush(lab: Lab, face: Box, eyes: list[tuple[float, float]]) -> None:

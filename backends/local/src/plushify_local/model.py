@@ -10,7 +10,7 @@ from plushify_core.settings import Settings
 
 from .analysis import analyze_image
 from .decode import Bgr, decode_image, encode_png
-from .detection import detect_faces, is_grayscale
+from .detection import Box, detect_cat_faces, detect_faces, is_grayscale
 from .stylizer import stylize
 
 __all__ = ["LocalModel"]
@@ -49,4 +49,10 @@ class LocalModel:
     @staticmethod
     def _render(pixels: Bgr) -> Bgr:
         faces = detect_faces(pixels, grayscale=is_grayscale(pixels))
-        return stylize(pixels, faces)
+        # A cat box overlapping a person's face is the cascade misfiring on that face.
+        cats = [c for c in detect_cat_faces(pixels) if not any(_overlap(c, f) for f in faces)]
+        return stylize(pixels, faces, cats)
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a.iou(b) > 0.0

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from .cateyes import cat_eyes
 from .decode import Bgr, resize_long_side
 from .details import bead_highlights, blush, glow_and_vignette, paint_bead_eye
 from .detection import Box, detect_eyes
@@ -28,6 +29,7 @@ _MIN_WORK = 256  # tiny photos are processed at this size, then scaled back down
 _SMOOTH_SIZE = 512
 _COLOURS = 16
 _SEED = 20240611
+_CAT_PUPIL = 1.35  # cat bead eyes are upright ovals, like their pupils
 
 
 def output_size(width: int, height: int) -> tuple[int, int]:
@@ -72,7 +74,7 @@ def _faces_and_eyes(
     return out
 
 
-def _render(smooth: Bgr, faces: Sequence[Box]) -> Lab:
+def _render(smooth: Bgr, faces: Sequence[Box], cats: Sequence[Box] = ()) -> Lab:
     h, w = smooth.shape[:2]
     s = max(h, w) / 512.0
     total = float(h * w)
@@ -108,11 +110,16 @@ def _render(smooth: Bgr, faces: Sequence[Box]) -> Lab:
         blush(painted, face, eyes)
         for ex, ey in eyes:
             paint_bead_eye(painted, ex, ey, face.w * 0.09)
+    # Cats keep their own eye colours: the bead replaces only the pupil, and no blush.
+    for cat in cats:
+        for eye in cat_eyes(gray, cat):
+            paint_bead_eye(painted, eye.x, eye.y, eye.r, aspect=_CAT_PUPIL)
     return glow_and_vignette(painted, scale=s)
 
 
-def stylize(image: Bgr, faces: Sequence[Box] = ()) -> Bgr:
-    """Render ``image`` as a plush toy; ``faces`` (in ``image`` pixels) get bead eyes and blush.
+def stylize(image: Bgr, faces: Sequence[Box] = (), cats: Sequence[Box] = ()) -> Bgr:
+    """Render ``image`` as a plush toy; ``faces`` (in ``image`` pixels) get bead eyes and blush,
+    cat faces ``cats`` get bead pupils.
 
     The result has :func:`output_size` of the input. Deterministic: fixed seeds, no random
     initialisation, integer drawing coordinates.
@@ -122,8 +129,9 @@ def stylize(image: Bgr, faces: Sequence[Box] = ()) -> Bgr:
     work_long = max(max(out_w, out_h), _MIN_WORK)
     factor = work_long / max(w, h)
     work_faces = [f.scaled(factor) for f in faces]
+    work_cats = [c.scaled(factor) for c in cats]
     smooth = _smooth(image, work_long)
-    result = lab_to_bgr(_render(smooth, work_faces))
+    result = lab_to_bgr(_render(smooth, work_faces, work_cats))
     if result.shape[:2] != (out_h, out_w):
         result = np.asarray(
             cv2.resize(result, (out_w, out_h), interpolation=cv2.INTER_AREA), np.uint8
