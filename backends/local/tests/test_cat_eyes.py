@@ -58,14 +58,12 @@ def test_cat_output_gets_beads_on_the_eyes() -> None:
 
 
 def test_model_output_has_cat_beads_and_same_bytes_across_threads(local_model: LocalModel) -> None:
-    """LocalModel gives Chelsea bead eyes, byte-identical with 2 and 4 OpenCV threads."""
+    """LocalModel gives Chelsea bead eyes, byte-identical with 1, 2 and 4 OpenCV threads."""
     image, face = _chelsea()
     expected = encode_png(stylize(image, cats=[face]))
     before = cv2.getNumThreads()
     try:
-        # Not 1: at this size the photo renders differently single-threaded even without
-        # cats (somewhere in the rendering, not the smoothing); test_generate covers 200 px.
-        for threads in (2, 4):
+        for threads in (1, 2, 4):
             cv2.setNumThreads(threads)
             assert local_model.generate(photo("chelsea"), "image/jpeg", "") == expected
     finally:

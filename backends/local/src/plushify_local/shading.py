@@ -23,7 +23,9 @@ def seam_distance(ids: Labels) -> Float:
     if not seams.any():
         return np.full(ids.shape, 1e4, dtype=np.float32)
     free = (~seams).astype(np.uint8)
-    return np.asarray(cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_PRECISE), np.float32)
+    # The 5x5 mask, not DIST_MASK_PRECISE: the precise transform's result depends on OpenCV's
+    # thread count, and outputs must be byte-identical everywhere.
+    return np.asarray(cv2.distanceTransform(free, cv2.DIST_L2, cv2.DIST_MASK_5), np.float32)
 
 
 def puff(lab: Lab, dist: Float, detail_dist: Float, *, bevel: float, scale: float) -> Lab:

@@ -81,7 +81,7 @@ def running_stitches(
         inside = _fill_small_holes((ids == region).astype(np.uint8), min_area)
         # Replicate the border so the distance ignores the image edge: no stitches along it.
         padded = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
-        dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+        dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_5)[1:-1, 1:-1]
         core = (dist >= inset).astype(np.uint8)
         contours, _ = cv2.findContours(core, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
         for contour in contours:
