@@ -363,3 +363,35 @@ def test_run_stopped_while_storing_the_original_leaves_it_retryable(database_url
     h.drain()
     assert h.app.get("quin", gen.id).status == "completed"
     assert h.app.balance("quin").credits == 1
+
+
+def test_cancel_racing_completion_reports_the_real_state(h: Harness) -> None:
+    """A run finishing between cancel's read and the cancel gives InvalidState, not a fake 202."""
+    h.app.ledger.grant("quin", 1, key="g")
+    gen = h.app.submit("quin", photo(seed=34))
+    read = h.app.get
+
+    def read_then_finish(user_id: str, generation_id: str) -> object:
+        seen = read(user_id, generation_id)
+        h.app.get = read  # type: ignore[method-assign]
+        h.drain()
+        return seen
+
+    h.app.get = read_then_finish  # type: ignore[method-assign]
+    with pytest.raises(InvalidState):
+        h.app.cancel("quin", gen.id)
+    assert h.app.get("quin", gen.id).status == "completed"
+    assert h.app.balance("quin").credits == 0
+
+
+def test_image_of_a_blob_deleted_meanwhile_is_not_found(h: Harness) -> None:
+    """An image whose blob vanished (a concurrent delete) is NotFound, not a storage error."""
+    h.app.ledger.grant("rae", 1, key="g")
+    gen = h.app.submit("rae", photo(seed=35))
+    h.drain()
+    done = h.app.get("rae", gen.id)
+    h.app.storage.delete(done.plushie_key or "")
+    with pytest.raises(NotFound):
+        h.app.image("rae", gen.id, "plushie")
+    data, content_type = h.app.image("rae", gen.id, "original")
+    assert data and content_type == "image/jpeg"

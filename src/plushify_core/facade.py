@@ -226,7 +226,11 @@ class Plushify:
             raise InvalidState(
                 "Only processing generations can be cancelled.", code="not_processing"
             )
-        self.engine.cancel(gen.run_id)
+        if not self.engine.cancel(gen.run_id):
+            # It finished between our read and the cancel: report its real state.
+            raise InvalidState(
+                "Only processing generations can be cancelled.", code="not_processing"
+            )
         return self.get(user_id, generation_id)
 
     def delete(self, user_id: str, generation_id: str) -> None:
@@ -260,9 +264,14 @@ class Plushify:
         """The bytes and content type of a generation's original or plushie (ownership checked)."""
         gen = self.get(user_id, generation_id)
         key = gen.original_key if kind == "original" else gen.plushie_key
-        if not key or not self.storage.exists(key):
+        if not key:
             raise NotFound("No such image.")
-        return self.storage.get(key), self.storage.content_type(key)
+        try:
+            return self.storage.get(key), self.storage.content_type(key)
+        except StorageError as exc:
+            if exc.code == "blob_not_found":  # deleted meanwhile
+                raise NotFound("No such image.") from exc
+            raise
 
     # --- credits and housekeeping -----------------------------------------------------
 
