@@ -395,3 +395,21 @@ def test_image_of_a_blob_deleted_meanwhile_is_not_found(h: Harness) -> None:
         h.app.image("rae", gen.id, "plushie")
     data, content_type = h.app.image("rae", gen.id, "original")
     assert data and content_type == "image/jpeg"
+
+
+def test_run_started_before_its_upload_is_stored_waits_for_it(h: Harness) -> None:
+    """A run swept before submit finished storing the upload retries instead of failing."""
+    h.app.ledger.grant("sam", 1, key="g")
+    gen = h.app.submit("sam", photo(seed=36))
+    staged = staging_key("sam", gen.id)
+    data = h.app.storage.get(staged)
+    # Given the upload is not stored yet when a worker first executes the run
+    h.app.storage.delete(staged)
+    outcome = h.app.engine.execute(gen.id)
+    assert outcome.delay is not None and h.app.get("sam", gen.id).status == "processing"
+    # When the upload lands, the run completes
+    h.app.storage.put(staged, data, "image/jpeg")
+    h.clock.advance(outcome.delay + 1)
+    h.drain()
+    assert h.app.get("sam", gen.id).status == "completed"
+    assert h.app.balance("sam").credits == 0

@@ -97,7 +97,10 @@ class PlushiePipeline:
             if gen is not None and gen.original_key and self.storage.exists(gen.original_key):
                 key = gen.original_key
                 return OriginalImage(key=key, content_type=self.storage.content_type(key))
-            raise NonRetriableError("The uploaded photo is missing; please upload it again.")
+            # Retryable: a sweep can start a run while a slow submit is still storing its upload.
+            raise StorageError(
+                "The uploaded photo is missing; please upload it again.", code="upload_missing"
+            )
         try:
             normal = normalize_image(
                 self.storage.get(staged),
