@@ -146,7 +146,7 @@ class Plushify:
         payload = {"generation_id": gen_id, "user_id": user_id}
         with transaction(self.database) as conn:
             self._reserve(conn, gen_id, user_id, now)
-            insert_generation(conn, generation_id=gen_id, user_id=user_id, now=now)
+            gen = insert_generation(conn, generation_id=gen_id, user_id=user_id, now=now)
             self.engine.submit(PIPELINE_NAME, payload, run_id=gen_id, conn=conn)
         try:
             self.storage.put(staging_key(user_id, gen_id), data, info.content_type)
@@ -156,7 +156,7 @@ class Plushify:
                 raise
             raise StorageError("The photo could not be stored; please try again.") from exc
         self._dispatch(gen_id)
-        return self.get(user_id, gen_id)
+        return gen
 
     def _reserve(self, conn: Connection, reservation_id: str, user_id: str, now: datetime) -> None:
         """Hold one credit for a generation attempt until it succeeds, fails or expires."""

@@ -124,19 +124,31 @@ def list_generations(
     return [_row_to_generation(r) for r in conn.execute(query)]
 
 
-def insert_generation(conn: Connection, *, generation_id: str, user_id: str, now: datetime) -> None:
+def insert_generation(
+    conn: Connection, *, generation_id: str, user_id: str, now: datetime
+) -> Generation:
     """Record a new generation in ``processing``; its run and reservation share its id."""
+    gen = Generation(
+        id=generation_id,
+        user_id=user_id,
+        status="processing",
+        run_id=generation_id,
+        reservation_id=generation_id,
+        created_at=now,
+        updated_at=now,
+    )
     conn.execute(
         sa.insert(generations).values(
-            id=generation_id,
-            user_id=user_id,
-            status="processing",
-            run_id=generation_id,
-            reservation_id=generation_id,
+            id=gen.id,
+            user_id=gen.user_id,
+            status=gen.status,
+            run_id=gen.run_id,
+            reservation_id=gen.reservation_id,
             created_at=now,
             updated_at=now,
         )
     )
+    return gen
 
 
 def update_processing(conn: Connection, generation_id: str, now: datetime, **values: Any) -> bool:
