@@ -23,6 +23,8 @@ from plushify_dramatiq.testing import WorkerProcess, settings_env
 
 from plushify_core.database import create_engine
 from plushify_core.engine import Engine
+from plushify_core.facade import Plushify
+from plushify_core.settings import Settings
 
 pytest_plugins = ["plushify_core.testing.fixtures"]
 
@@ -194,3 +196,12 @@ def producer(
     dramatiq_pipelines.register(engine)
     yield DramatiqRunner(engine, options=options, broker=broker)
     db.dispose()
+
+
+def facade_from_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Plushify:
+    """The web side as an operator starts it: ``Plushify.from_settings`` on the Dramatiq runner."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = Plushify.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert isinstance(app.runner, DramatiqRunner)
+    return app

@@ -18,14 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import LEASE_SECONDS
+from conftest import LEASE_SECONDS, facade_from_env
 from dramatiq.broker import Broker
-from plushify_dramatiq.runner import DramatiqRunner
 from plushify_dramatiq.testing import WorkerProcess
 
 from plushify_core.errors import TooManyInProgress
 from plushify_core.facade import Plushify
-from plushify_core.settings import Settings
 from plushify_core.testing.images import photo
 
 StartWorker = Callable[..., WorkerProcess]
@@ -54,10 +52,7 @@ def app(
     app_env: dict[str, str], broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Plushify]:
     """The web side: ``Plushify.from_settings`` whose runner only sends to the broker."""
-    for name, value in app_env.items():
-        monkeypatch.setenv(name, value)
-    app = Plushify.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
-    assert isinstance(app.runner, DramatiqRunner)
+    app = facade_from_env(app_env, monkeypatch)
     yield app
     app.stop()
     app.database.dispose()

@@ -10,16 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LEASE_SECONDS, wait_for
+from conftest import LEASE_SECONDS, facade_from_env, wait_for
 from dramatiq.broker import Broker
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware
 from PIL import Image
-from plushify_dramatiq.runner import DramatiqRunner
 from plushify_dramatiq.testing import WorkerProcess
 
 from plushify_core.facade import Plushify
-from plushify_core.settings import Settings
 from plushify_core.testing.images import photo
 
 StartWorker = Callable[..., WorkerProcess]
@@ -47,10 +45,7 @@ def app(
     app_env: dict[str, str], broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Plushify]:
     """The web side: ``Plushify.from_settings`` whose runner is the Dramatiq entry point."""
-    for name, value in app_env.items():
-        monkeypatch.setenv(name, value)
-    app = Plushify.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
-    assert isinstance(app.runner, DramatiqRunner)
+    app = facade_from_env(app_env, monkeypatch)
     app.ledger.grant("alice", 3, key="signup:alice")
     yield app
     app.stop()
