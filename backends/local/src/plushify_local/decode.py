@@ -40,8 +40,10 @@ def decode_image(data: bytes, content_type: str = "") -> Bgr:
         ValueError,
         SyntaxError,
     ) as exc:
+        # Pillow's own wording (file objects, internal offsets) is kept on __cause__ only.
         raise ModelError(
-            f"cannot decode image ({content_type or 'unknown type'}): {exc}",
+            f"cannot decode the image ({content_type or 'unknown type'}): "
+            "it is not a complete picture in a supported format",
             retryable=False,
             code="invalid_image",
         ) from exc

@@ -5,8 +5,8 @@ Every detector returns boxes sorted, so results never depend on OpenCV's thread 
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -80,15 +80,25 @@ class Detections:
     grayscale: bool
 
 
-@functools.cache
+# One set of cascades per thread: detectMultiScale keeps per-call scratch data inside the
+# classifier, so one instance shared by threads fails with assertion and range errors.
+_local = threading.local()
+
+
 def _cascade(name: str) -> cv2.CascadeClassifier:
-    """Load a bundled cascade once per process (they are read-only after loading)."""
-    path = os.path.join(cv2.data.haarcascades, f"{name}.xml")  # type: ignore[attr-defined]
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():
-        raise ConfigurationError(
-            f"OpenCV cascade {name!r} is missing; install opencv-python-headless>=4.8,<5"
-        )
+    """The calling thread's own copy of a bundled cascade, loaded on first use."""
+    cache: dict[str, cv2.CascadeClassifier] | None = getattr(_local, "cascades", None)
+    if cache is None:
+        cache = _local.cascades = {}
+    cascade = cache.get(name)
+    if cascade is None:
+        path = os.path.join(cv2.data.haarcascades, f"{name}.xml")  # type: ignore[attr-defined]
+        cascade = cv2.CascadeClassifier(path)
+        if cascade.empty():
+            raise ConfigurationError(
+                f"OpenCV cascade {name!r} is missing; install opencv-python-headless>=4.8,<5"
+            )
+        cache[name] = cascade
     return cascade
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import cv2
-
-from plushify_core.errors import ModelError
+from plushify_core.errors import ModelError, PlushifyError
 from plushify_core.model import Analysis
 from plushify_core.settings import Settings
 
@@ -32,8 +30,10 @@ class LocalModel:
         pixels = decode_image(image, content_type)
         try:
             return analyze_image(pixels)
-        except cv2.error as exc:
-            raise ModelError(f"analysis failed: {exc}", retryable=False) from exc
+        except PlushifyError:
+            raise
+        except Exception as exc:
+            raise _internal("analysis") from exc
 
     def generate(self, image: bytes, content_type: str, prompt: str) -> bytes:
         """Return PNG bytes of the plush picture (longest side at most 1024 px).
@@ -43,8 +43,10 @@ class LocalModel:
         pixels = decode_image(image, content_type)
         try:
             return encode_png(self._render(pixels))
-        except cv2.error as exc:
-            raise ModelError(f"generation failed: {exc}", retryable=False) from exc
+        except PlushifyError:
+            raise
+        except Exception as exc:
+            raise _internal("generation") from exc
 
     @staticmethod
     def _render(pixels: Bgr) -> Bgr:
@@ -52,6 +54,19 @@ class LocalModel:
         # A cat box overlapping a person's face is the cascade misfiring on that face.
         cats = [c for c in detect_cat_faces(pixels) if not any(_overlap(c, f) for f in faces)]
         return stylize(pixels, faces, cats)
+
+
+def _internal(step: str) -> ModelError:
+    """An unexpected failure (an OpenCV assertion, a bug): retryable, and worded for users.
+
+    The library's own text (C++ file names, assertions) stays on ``__cause__`` for the run's
+    admin detail; it never becomes the message.
+    """
+    return ModelError(
+        f"the offline model hit an internal error during {step}; trying again may help",
+        retryable=True,
+        code="model_internal_error",
+    )
 
 
 def _overlap(a: Box, b: Box) -> bool:
