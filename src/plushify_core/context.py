@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine as SQLEngine
 
 from .clock import Clock
 from .database import transaction
-from .errors import NonRetriableError, StepError, StepResultTooLarge
+from .errors import NonRetriableError, PlushifyError, StepError, StepResultTooLarge
 from .leases import Lease
 from .logs import log_context
 from .observers import Observers
@@ -64,11 +64,11 @@ class RetryLater(Suspend):
 
 
 class FailRun(Suspend):
-    """A step failed for good: the run fails with ``error``."""
+    """A step failed for good: the run fails with ``error`` (``user_error`` may be shown)."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, user_error: str | None = None) -> None:
         super().__init__(error)
-        self.error = error
+        self.error, self.user_error = error, user_error
 
 
 class Cancelled(Suspend):
@@ -80,7 +80,13 @@ class LeaseLost(Suspend):
 
 
 def describe(exc: BaseException) -> str:
-    """An error as stored and shown: ``Type: message``."""
+    """An error as stored for admins: ``Type: message``, plus its direct cause when chained."""
+    text = _one(exc)
+    cause = exc.__cause__
+    return text if cause is None else f"{text} (caused by {_one(cause)})"
+
+
+def _one(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc) or repr(exc)
     return f"{type(exc).__name__}: {message}"
 
@@ -222,7 +228,8 @@ class RunContext:
                 exc_info=not isinstance(exc, StepError),
             )
             if final:
-                raise FailRun(error) from exc
+                public = exc.user_message if isinstance(exc, PlushifyError) else None
+                raise FailRun(error, public) from exc
             after = exc.retry_after if isinstance(exc, StepError) else None
             delay = after if after is not None else policy.delay(attempt, self._rng)
             raise RetryLater(delay, error) from exc

@@ -255,18 +255,19 @@ class Engine:
         self._log_wake(wake)
         return True
 
-    def fail(self, run_id: str, error: str) -> bool:
+    def fail(self, run_id: str, error: str, *, user_error: str | None = None) -> bool:
         """Mark a stuck (queued or running) run failed; ``on_failure`` runs once.
 
-        Returns ``False`` when the run had already finished. A worker still executing it loses
-        its lease and records nothing more.
+        ``error`` is the detail for admins; ``user_error`` what an end user may be told (none by
+        default). Returns ``False`` when the run had already finished. A worker still executing
+        it loses its lease and records nothing more.
         """
         now = self.clock.now()
         with transaction(self.db) as conn:
             run = self._locked(conn, run_id)
             if run.finished:
                 return False
-            done = self._to_final(conn, run, "failed", error, now)
+            done = self._to_final(conn, run, "failed", error, now, user_error=user_error)
             if done is None:
                 return False
             self._wake(conn, run, now)
@@ -299,6 +300,7 @@ class Engine:
                 .values(
                     status="queued",
                     error=None,
+                    user_error=None,
                     next_attempt_at=now,
                     finished_at=None,
                     cancel_requested=False,

@@ -2,6 +2,11 @@
 
 Each error carries a stable machine ``code`` (used by the HTTP API and the CLI) and a human
 ``message``. Vendor errors are translated at the adapter boundary with ``raise ... from e``.
+
+What a user may see is opt-in: ``user_message`` is the text an end user may be shown, ``None``
+unless the error class is ``public`` (its messages are written for users, e.g.
+:class:`InvalidImage`) or the raiser passed ``user_message=`` (e.g. a model's safety refusal).
+Everything else (paths, vendor answers, class names) is detail for admins only.
 """
 
 from __future__ import annotations
@@ -33,12 +38,24 @@ class PlushifyError(Exception):
     """Base of every Plushify error: a stable ``code`` plus a human ``message``."""
 
     code: str = "plushify_error"
+    public: bool = False
+    """Whether every message of this class is written for end users (opt-in per class)."""
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, user_message: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self._user_message = user_message
         if code is not None:
             self.code = code
+
+    @property
+    def user_message(self) -> str | None:
+        """The text a user may see for this error; ``None`` when its message is for admins."""
+        if self._user_message is not None:
+            return self._user_message
+        return self.message if self.public else None
 
     def to_dict(self) -> dict[str, str]:
         """The error as the JSON body the HTTP API returns under ``"error"``."""
@@ -67,24 +84,28 @@ class NotFound(PlushifyError):
     """The object does not exist or does not belong to the caller (the two look the same)."""
 
     code = "not_found"
+    public = True
 
 
 class NotRetryable(PlushifyError):
     """Retry was asked for something that is not in a retryable (failed) state."""
 
     code = "not_failed"
+    public = True
 
 
 class InvalidState(PlushifyError):
     """The object exists but its state forbids the operation (e.g. deleting while processing)."""
 
     code = "invalid_state"
+    public = True
 
 
 class InvalidImage(PlushifyError):
     """An upload was rejected before anything was stored or reserved; ``code`` says why."""
 
     code = "invalid_image"
+    public = True
 
 
 # --- the credit ledger -------------------------------------------------------------------
@@ -94,12 +115,14 @@ class InsufficientCredits(PlushifyError):
     """The user has no available credit to reserve."""
 
     code = "insufficient_credits"
+    public = True
 
 
 class TooManyInProgress(PlushifyError):
     """The user already has the maximum number of generations in progress."""
 
     code = "too_many_in_progress"
+    public = True
 
     def __init__(self, limit: int) -> None:
         super().__init__(
@@ -112,6 +135,7 @@ class IdempotencyConflict(PlushifyError):
     """An operation id was replayed with a different body."""
 
     code = "conflict"
+    public = True
 
 
 class ReservationNotFound(PlushifyError):
@@ -144,8 +168,9 @@ class StepError(PlushifyError):
         retryable: bool = True,
         retry_after: float | None = None,
         code: str | None = None,
+        user_message: str | None = None,
     ) -> None:
-        super().__init__(message, code=code)
+        super().__init__(message, code=code, user_message=user_message)
         self.retryable = retryable
         self.retry_after = retry_after
 
@@ -155,8 +180,10 @@ class NonRetriableError(StepError):
 
     code = "non_retriable"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message, retryable=False, code=code)
+    def __init__(
+        self, message: str, *, code: str | None = None, user_message: str | None = None
+    ) -> None:
+        super().__init__(message, retryable=False, code=code, user_message=user_message)
 
 
 class RetryAfter(StepError):

@@ -92,7 +92,7 @@ def _execute_claimed(engine: Engine, run: RunRecord, lease: Lease, pipeline: Pip
     except RetryLater as later:
         return release("queued", later.error, delay=later.delay)
     except FailRun as failed:
-        return release("failed", failed.error)
+        return release("failed", failed.error, user_error=failed.user_error)
     except Cancelled:
         return release("cancelled", None)
     except LeaseLost:
@@ -226,7 +226,13 @@ class _Release:
     lease: Lease
 
     def __call__(
-        self, status: str, error: str | None, *, delay: float = 0.0, result: Any = None
+        self,
+        status: str,
+        error: str | None,
+        *,
+        delay: float = 0.0,
+        result: Any = None,
+        user_error: str | None = None,
     ) -> Outcome:
         run, pipeline, now = self.run, self.pipeline, self.engine.clock.now()
         extra = {"run_id": run.id, "pipeline": pipeline.name, "attempt": run.attempts}
@@ -264,6 +270,7 @@ class _Release:
                     pipeline=pipeline,
                     hook_lease=self.engine.lease_seconds,
                     owner=self.engine.worker_id,
+                    user_error=user_error if status == "failed" else None,
                     **more,
                 )
             if done is None:

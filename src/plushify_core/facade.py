@@ -308,7 +308,8 @@ class Plushify:
             run_ids = [r for r in stuck if r]
         failed = 0
         for run_id in run_ids:
-            if self.engine.fail(run_id, "The generation took too long and was stopped."):
+            message = self.pipeline.reap_message()
+            if self.engine.fail(run_id, message, user_error=message):
                 failed += 1
         self.ledger.expire(now)
         return failed

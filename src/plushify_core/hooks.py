@@ -47,6 +47,7 @@ def to_final(
     pipeline: Pipeline,
     hook_lease: float,
     owner: str,
+    user_error: str | None = None,
     **more: Any,
 ) -> RunRecord | None:
     """Move the guarded run to a final status and arm its hook; ``None`` if another won."""
@@ -58,6 +59,7 @@ def to_final(
             .values(
                 status=status,
                 error=error,
+                user_error=user_error,
                 hook_pending=status if hooked else None,
                 lease_owner=f"{owner}:hook:{new_id()[:8]}" if hooked else None,
                 lease_expires_at=now + timedelta(seconds=hook_lease) if hooked else None,

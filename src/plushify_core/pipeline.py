@@ -15,7 +15,6 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine as SQLEngine
 
-from . import errors as _errors
 from .clock import Clock
 from .database import transaction
 from .engine import Pipeline, RetryPolicy, RunContext
@@ -32,6 +31,17 @@ __all__ = ["PIPELINE_NAME", "OriginalImage", "PlushiePipeline"]
 
 PIPELINE_NAME = "generate-plushie"
 log = logging.getLogger(__name__)
+
+# What a user is told when a step fails for a reason whose text is not meant for them.
+_FRIENDLY = {
+    "upload-original": "We couldn't store your photo. Please try again.",
+    "analyze-image": "We couldn't analyse this photo. Please try again.",
+    "generate-plushie": "We couldn't make a plushie from this photo. Please try again.",
+    "upload-generated": "We couldn't save your plushie. Please try again.",
+    "finalize": "We couldn't finish your plushie. Please try again.",
+}
+_FRIENDLY_DEFAULT = "Something went wrong while making your plushie. Please try again."
+_STOPPED = "The generation took too long and was stopped."
 
 
 class OriginalImage(BaseModel):
@@ -98,9 +108,8 @@ class PlushiePipeline:
                 key = gen.original_key
                 return OriginalImage(key=key, content_type=self.storage.content_type(key))
             # Retryable: a sweep can start a run while a slow submit is still storing its upload.
-            raise StorageError(
-                "The uploaded photo is missing; please upload it again.", code="upload_missing"
-            )
+            missing = "The uploaded photo is missing; please upload it again."
+            raise StorageError(missing, code="upload_missing", user_message=missing)
         try:
             normal = normalize_image(
                 self.storage.get(staged),
@@ -108,7 +117,9 @@ class PlushiePipeline:
                 max_pixels=self.max_pixels,
             )
         except InvalidImage as exc:
-            raise NonRetriableError(exc.message, code=exc.code) from exc
+            raise NonRetriableError(
+                exc.message, code=exc.code, user_message=exc.user_message
+            ) from exc
         key = original_key(user_id, gen_id, normal.ext)
         self.storage.put(key, normal.data, normal.content_type)
         with transaction(self.database) as conn:
@@ -171,33 +182,44 @@ class PlushiePipeline:
                 self.ledger.capture(gen.reservation_id, now=self.clock.now(), conn=conn)
             except ReservationClosed as exc:
                 # Reaped or released meanwhile: never charge; the transaction rolls back.
-                raise NonRetriableError("The generation took too long and was stopped.") from exc
+                raise NonRetriableError(_STOPPED, user_message=_STOPPED) from exc
         return "completed"
 
     # --- hooks ------------------------------------------------------------------------
 
     def on_failure(self, run: RunRecord, error: str) -> None:
-        """Mark the generation failed, release its credit, delete generated blobs."""
-        self._close(run, "failed", error)
+        """Mark the generation failed, release its credit, delete generated blobs.
+
+        Users see the run's opt-in ``user_error`` or a friendly message for the failed step;
+        ``error`` (the detail) stays on the run for admins.
+        """
+        self._close(run, "failed", run.user_error)
 
     def on_cancel(self, run: RunRecord) -> None:
         """Mark the generation cancelled, release its credit, delete generated blobs."""
         self._close(run, "cancelled", None)
 
-    def _close(self, run: RunRecord, status: str, error: str | None) -> None:
+    def reap_message(self) -> str:
+        """What a user is told about a generation stopped for taking too long."""
+        return _STOPPED
+
+    def _close(self, run: RunRecord, status: str, user_error: str | None) -> None:
         user_id, gen_id = str(run.payload["user_id"]), str(run.payload["generation_id"])
         with transaction(self.database) as conn:
             gen = generation_row(conn, gen_id)
             if gen is not None and gen.status == "completed":
                 # Finalized (and charged) before the run was stopped: its images stay.
                 return
+            if status == "failed" and user_error is None:
+                step = gen.step if gen is not None else None
+                user_error = _FRIENDLY.get(step or "", _FRIENDLY_DEFAULT)
             update_processing(
                 conn,
                 gen_id,
                 self.clock.now(),
                 status=status,
                 current_step=None,
-                error=_user_message(error) if error else None,
+                error=user_error,
             )
             if gen is not None and gen.reservation_id is not None:
                 try:
@@ -218,18 +240,3 @@ def _check_png(data: bytes) -> None:
             img.load()
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ModelError("The image model returned an unreadable image.") from exc
-
-
-def _user_message(error: str) -> str:
-    """One short line for users: our own messages; nothing internal (no class names, no traces).
-
-    The engine records step errors as ``Type: message``; reasons given to ``Engine.fail`` are
-    plain sentences.
-    """
-    line = error.strip().splitlines()[0] if error.strip() else ""
-    kind, sep, message = line.partition(": ")
-    if not sep or not kind.isidentifier():
-        return line[:300] or "The generation failed."
-    if kind in _errors.__all__ and message:
-        return message[:300]
-    return "Something went wrong while making your plushie. Please try again."

@@ -51,6 +51,7 @@ class RunRecord(BaseModel):
     cancel_requested: bool = False
     waiting_since: datetime | None = None
     error: str | None = None
+    user_error: str | None = None
     result: Any = None
     hook_pending: str | None = None
     created_at: datetime

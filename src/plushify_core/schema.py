@@ -171,6 +171,9 @@ runs = Table(
     Column("lease_expires_at", UTCDateTime, nullable=True),
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("error", Text, nullable=True),
+    # What an end user may be told about the failure (opt-in, see errors.py); ``error`` is
+    # the detail for admins.
+    Column("user_error", Text, nullable=True),
     # Set while a queued run waits for a concurrency slot (not a backoff): FIFO order of waiters.
     Column("waiting_since", UTCDateTime, nullable=True),
     Column("result", JSON, nullable=True),

@@ -66,7 +66,9 @@ TIMEOUT_ERRORS = _client_errors("TimeoutException")
 def safety_block(reason: str) -> ModelError:
     """The non-retryable error for a prompt or an output blocked by Gemini's safety rules."""
     logger.info("gemini safety block: %s", reason)
-    return ModelError(SAFETY_MESSAGE, retryable=False, code=_SAFETY_CODE)
+    return ModelError(
+        SAFETY_MESSAGE, retryable=False, code=_SAFETY_CODE, user_message=SAFETY_MESSAGE
+    )
 
 
 def model_error_from(exc: BaseException, *, model: str, timeout: float) -> ModelError | None:
