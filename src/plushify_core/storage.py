@@ -1,4 +1,8 @@
-"""A small blob store over fsspec: ``file://``, ``memory://`` and ``s3://bucket/prefix``.
+"""Blob storage: the :class:`Storage` protocol, and its reference implementation over fsspec.
+
+:class:`BlobStore` serves ``file://``, ``memory://`` and ``s3://bucket/prefix``; any object with
+:class:`Storage`'s methods (a CDN's API, blobs in a database) can stand in for it, and proves it
+by passing :class:`plushify_core.testing.conformance_storage.StorageConformance`.
 
 Keys are relative, ``/``-separated paths built by the key builders below from validated ids, so
 no user input ever reaches a path. Vendor errors become :class:`~plushify_core.errors.StorageError`:
@@ -18,7 +22,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from fsspec import AbstractFileSystem  # type: ignore[import-untyped, unused-ignore]
 from fsspec.core import url_to_fs  # type: ignore[import-untyped, unused-ignore]
@@ -29,7 +33,10 @@ from .ids import validate_id, validate_user_id
 
 __all__ = [
     "BlobStore",
+    "Storage",
+    "check_key",
     "generated_key",
+    "guess_content_type",
     "original_key",
     "s3_options_from_env",
     "scratch_key",
@@ -82,8 +89,11 @@ def scratch_key(user_id: str, generation_id: str) -> str:
     return _key("scratch", user_id, generation_id, "png")
 
 
-def _check_key(key: str) -> str:
-    # Defence in depth: even keys not made by the builders may never climb out of the root.
+def check_key(key: str) -> str:
+    """``key`` if it is a relative ``/``-path of safe characters; ``ValueError`` otherwise.
+
+    Every store calls it: even keys not made by the builders may never climb out of the root.
+    """
     if not isinstance(key, str) or not _KEY.match(key) or len(key) > 512:
         raise ValueError(f"malformed storage key: {key!r}")
     if any(part in {".", ".."} for part in key.split("/")):
@@ -91,12 +101,53 @@ def _check_key(key: str) -> str:
     return key
 
 
-def _guess_type(key: str) -> str:
+def guess_content_type(key: str) -> str:
+    """The content type a key's extension implies (``application/octet-stream`` if none)."""
     ext = key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else ""
     if ext in _CONTENT_TYPES:
         return _CONTENT_TYPES[ext]
     guessed, _ = mimetypes.guess_type(key)
     return guessed or "application/octet-stream"
+
+
+# --- the protocol ----------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """What the pipeline and the facade need of a blob store.
+
+    Keys are checked with :func:`check_key`. Failures raise
+    :class:`~plushify_core.errors.StorageError`: ``blob_not_found`` (not retryable) for a missing
+    key, a retryable error for transport faults. ``delete`` of a missing key is not an error.
+    """
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        """Store ``data`` at ``key``, replacing what was there; readers never see half a blob."""
+
+    def get(self, key: str) -> bytes:
+        """The bytes at ``key``."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; idempotent."""
+
+    def exists(self, key: str) -> bool:
+        """Whether a blob is stored at ``key``."""
+
+    def copy(self, src: str, dst: str) -> None:
+        """Copy the blob at ``src`` to ``dst`` with its content type."""
+
+    def content_type(self, key: str) -> str:
+        """The content type recorded for ``key`` (or derived from its extension)."""
+
+    def size(self, key: str) -> int:
+        """The blob's size in bytes."""
+
+    def url(self, key: str, expires: int = 3600) -> str | None:
+        """A URL a browser may fetch the blob from for ``expires`` seconds, or ``None``."""
+
+    def keys(self, prefix: str = ROOT) -> list[str]:
+        """Every key under ``prefix``, sorted."""
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -281,7 +332,7 @@ class BlobStore:
         return f"BlobStore({self.base_url!r})"
 
     def _path(self, key: str) -> str:
-        return f"{self._root}/{_check_key(key)}" if self._root else _check_key(key)
+        return f"{self._root}/{check_key(key)}" if self._root else check_key(key)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -294,7 +345,7 @@ class BlobStore:
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
         """Store ``data`` at ``key`` (replacing it); ``content_type`` is recorded on S3."""
         path = self._path(key)
-        ctype = content_type or _guess_type(key)
+        ctype = content_type or guess_content_type(key)
         if self._local:
             self._call(key, lambda: _atomic_write(path, data))
         elif self._s3:
@@ -347,10 +398,10 @@ class BlobStore:
             path = self._path(key)
             info = self._call(key, lambda: self.fs.info(path))
             recorded = info.get("ContentType")
-            return recorded if isinstance(recorded, str) and recorded else _guess_type(key)
+            return recorded if isinstance(recorded, str) and recorded else guess_content_type(key)
         if not self.exists(key):
             raise StorageError(f"No blob at {key}.", retryable=False, code="blob_not_found")
-        return _guess_type(key)
+        return guess_content_type(key)
 
     def size(self, key: str) -> int:
         """The size of the blob at ``key`` in bytes."""
