@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,10 +18,13 @@ from plushify_core.database import (
     create_schema,
     is_postgres,
     is_sqlite,
+    schema_revision,
     transaction,
+    upgrade_schema,
 )
 from plushify_core.errors import SchemaVersionError
-from plushify_core.schema import SCHEMA_VERSION, accounts, meta, metadata, reservations
+from plushify_core.migrations import BASELINE, CORE, LEGACY_MARKER, head_revision
+from plushify_core.schema import accounts, meta, metadata, reservations
 
 T0 = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -34,23 +39,35 @@ def add_account(engine: Engine, user_id: str, when: datetime = T0, credits: int 
         )
 
 
-def versions(engine: Engine) -> list[str]:
-    """Every schema_version value recorded."""
+def versions(engine: Engine) -> tuple[str | None, list[str]]:
+    """The recorded revision and every plushify_meta schema_version (the pre-Alembic marker)."""
     with transaction(engine, write=False) as conn:
         query = sa.select(meta.c.value).where(meta.c.key == "schema_version")
-        return list(conn.execute(query).scalars())
+        return schema_revision(engine), list(conn.execute(query).scalars())
+
+
+HEAD = (head_revision(CORE), [LEGACY_MARKER])
+
+
+def drop_everything(engine: Engine) -> None:
+    """Drop every table of the library, its version table included."""
+    metadata.drop_all(engine)
+    with transaction(engine) as conn:
+        conn.exec_driver_sql(f"DROP TABLE {CORE.version_table}")
 
 
 # --- schema -------------------------------------------------------------------------------------
 
 
 def test_create_schema_from_scratch_is_idempotent(db: Engine) -> None:
-    """Creating the schema on an empty database, then again, gives every table and one version."""
-    metadata.drop_all(db)
+    """Creating the schema on an empty database, then again, gives every table at the head
+    revision, with the marker that makes releases before Alembic refuse the database."""
+    drop_everything(db)
+    assert schema_revision(db) is None
     create_schema(db)
     create_schema(db)
-    assert set(metadata.tables) <= set(sa.inspect(db).get_table_names())
-    assert versions(db) == [str(SCHEMA_VERSION)]
+    assert set(metadata.tables) | {CORE.version_table} <= set(sa.inspect(db).get_table_names())
+    assert versions(db) == HEAD
 
 
 def test_create_schema_again_keeps_the_data(db: Engine) -> None:
@@ -61,18 +78,46 @@ def test_create_schema_again_keeps_the_data(db: Engine) -> None:
         assert conn.execute(sa.select(accounts.c.user_id, accounts.c.credits)).all() == [
             ("alice", 7)
         ]
-    assert versions(db) == [str(SCHEMA_VERSION)]
+    assert versions(db) == HEAD
 
 
-@pytest.mark.parametrize("found", [SCHEMA_VERSION - 1, SCHEMA_VERSION + 1])
-def test_other_schema_version_raises_schema_version_error(db: Engine, found: int) -> None:
-    """A database made by another schema version is refused with a clear error, not a crash."""
-    with transaction(db) as conn:
-        conn.execute(sa.update(meta).where(meta.c.key == "schema_version").values(value=str(found)))
+def set_revision(engine: Engine, revision: str) -> None:
+    """Overwrite the recorded revision (as if another release had made the database)."""
+    with transaction(engine) as conn:
+        conn.exec_driver_sql(f"UPDATE {CORE.version_table} SET version_num = '{revision}'")
+
+
+def test_older_revision_is_refused_naming_the_upgrade_command(db: Engine) -> None:
+    """A database at an older revision is not migrated behind the operator's back: start-up
+    stops with SchemaVersionError naming `plushify db upgrade`, and the database is unchanged."""
+    set_revision(db, BASELINE)
     with pytest.raises(SchemaVersionError) as info:
         create_schema(db)
     assert info.value.code == "schema_version"
-    assert str(found) in info.value.message and str(SCHEMA_VERSION) in info.value.message
+    assert "`plushify db upgrade`" in info.value.message
+    assert BASELINE in info.value.message and head_revision(CORE) in info.value.message
+    assert schema_revision(db) == BASELINE
+
+
+def test_newer_revision_is_refused_as_made_by_a_newer_release(db: Engine) -> None:
+    """A revision this code does not know came from a newer release: refused, never 'upgraded'."""
+    set_revision(db, "9999_from_the_future")
+    for call in (create_schema, upgrade_schema):
+        with pytest.raises(SchemaVersionError) as info:
+            call(db)
+        assert "9999_from_the_future" in info.value.message
+        assert "newer release" in info.value.message
+    assert schema_revision(db) == "9999_from_the_future"
+
+
+def test_tables_without_a_version_are_refused(db: Engine) -> None:
+    """Some of the library's tables but neither version table nor 0.1 marker: not adopted."""
+    with transaction(db) as conn:
+        conn.exec_driver_sql(f"DROP TABLE {CORE.version_table}")
+        conn.exec_driver_sql("DROP TABLE plushify_meta")
+    with pytest.raises(SchemaVersionError) as info:
+        create_schema(db)
+    assert "no schema version" in info.value.message
 
 
 # --- datetimes ----------------------------------------------------------------------------------
@@ -225,5 +270,30 @@ def test_sqlite_file_database_is_created_with_schema(tmp_path: Path) -> None:
     """create_engine + create_schema on a new file path yields a usable database."""
     engine = create_engine(f"sqlite:///{tmp_path / 'new.db'}")
     create_schema(engine)
-    assert versions(engine) == [str(SCHEMA_VERSION)]
+    assert versions(engine) == HEAD
     engine.dispose()
+
+
+def test_sqlite_file_is_private_to_its_owner(tmp_path: Path) -> None:
+    """A new SQLite file (password and token hashes) and its WAL files are mode 0600, whatever
+    the umask; a file that already exists keeps the mode its owner gave it."""
+    path = tmp_path / "new.db"
+    old_umask = os.umask(0o022)  # the usual umask, under which SQLite would make 0644 files
+    try:
+        engine = create_engine(f"sqlite:///{path}")
+        create_schema(engine)
+        add_account(engine, "alice")
+        with engine.connect() as conn:  # an open connection keeps the -wal and -shm files
+            made = [p for p in tmp_path.iterdir() if p.name.startswith("new.db")]
+            assert {p.name for p in made} == {"new.db", "new.db-wal", "new.db-shm"}
+            assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in made} == {
+                p.name: 0o600 for p in made
+            }
+            conn.exec_driver_sql("SELECT 1")
+        engine.dispose()
+        shared = tmp_path / "shared.db"
+        shared.touch(mode=0o640)
+        create_engine(f"sqlite:///{shared}").dispose()
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o640
+    finally:
+        os.umask(old_umask)

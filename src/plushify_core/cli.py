@@ -14,12 +14,13 @@ from pathlib import Path
 import click
 from sqlalchemy.engine import Engine as SQLEngine
 
-from .database import create_engine, create_schema
+from .database import create_engine, create_schema, schema_revision, upgrade_schema
 from .engine import Engine
 from .errors import PlushifyError
 from .facade import Plushify
 from .ids import new_id
 from .ledger import CreditLedger
+from .migrations import CORE, SchemaHistory, head_revision, is_known
 from .settings import Settings
 
 __all__ = ["main"]
@@ -31,6 +32,8 @@ _OPTIONAL_COMMANDS = (
     ("plushify_flask.cli", "users_group"),
     ("plushify_dramatiq.cli", "worker_command"),
 )
+# (module, attribute) of the schema histories of optional distributions, after the library's.
+_OPTIONAL_SCHEMAS = (("plushify_flask.migrations", "WEB_SCHEMA"),)
 
 
 def _database(settings: Settings) -> SQLEngine:
@@ -141,6 +144,71 @@ def runs_command(status: str | None, pipeline: str | None, limit: int) -> None:
             )
         if run.error:
             click.echo(f"    error: {run.error.splitlines()[0]}")
+
+
+@main.group("db")
+def db_group() -> None:
+    """Schema versions of the configured database (PLUSHIFY_DATABASE_URL)."""
+
+
+def _schemas() -> list[SchemaHistory]:
+    histories = [CORE]
+    for module, attribute in _OPTIONAL_SCHEMAS:
+        try:
+            histories.append(getattr(importlib.import_module(module), attribute))
+        except (ImportError, AttributeError):
+            continue
+    return histories
+
+
+def _bare_database() -> SQLEngine:
+    settings = Settings()
+    if settings.database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return create_engine(settings.database_url)
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate every table to this release's schema (back the database up first).
+
+    Safe to run while other processes start (they wait); processes already running on the old
+    schema must be stopped first.
+    """
+    database = _bare_database()
+    try:
+        for history in _schemas():
+            found, head = upgrade_schema(database, history)
+            if found == head:
+                click.echo(f"{history.name}: already at {head}")
+            else:
+                click.echo(f"{history.name}: {found or 'empty'} -> {head}")
+    except PlushifyError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    finally:
+        database.dispose()
+
+
+@db_group.command("current")
+def db_current() -> None:
+    """Show each schema's revision in the database and the one this release needs."""
+    database = _bare_database()
+    try:
+        for history in _schemas():
+            found, head = schema_revision(database, history), head_revision(history)
+            if found is None:
+                state = "created at first start or by `plushify db upgrade`"
+            elif found == head:
+                state = "up to date"
+            elif is_known(history, found):
+                state = "needs `plushify db upgrade`"
+            else:
+                state = "made by a newer release"
+            click.echo(f"{history.name}: {found or 'empty'} (this release: {head}, {state})")
+    except PlushifyError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    finally:
+        database.dispose()
 
 
 def _attach_optional_commands() -> None:

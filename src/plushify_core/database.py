@@ -7,6 +7,7 @@ PostgreSQL runs through psycopg 3.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,13 +15,28 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from .errors import SchemaVersionError
-from .schema import SCHEMA_VERSION, meta, metadata
+from .migrations import (
+    CORE,
+    SchemaHistory,
+    current_revision,
+    head_revision,
+    is_known,
+    migrate,
+    stamp,
+)
 
-__all__ = ["create_engine", "create_schema", "is_postgres", "is_sqlite", "transaction"]
+__all__ = [
+    "create_engine",
+    "create_schema",
+    "is_postgres",
+    "is_sqlite",
+    "schema_revision",
+    "transaction",
+    "upgrade_schema",
+]
 
 _WRITE = "plushify_write"
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -44,6 +60,7 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _create_sqlite_engine(url: str, **kwargs: Any) -> Engine:
+    _create_private_file(sa.make_url(url))
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
     connect_args.setdefault("check_same_thread", False)
@@ -71,6 +88,24 @@ def _create_sqlite_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+def _create_private_file(url: sa.URL) -> None:
+    """Create a new SQLite database file readable by its owner only (mode 0600).
+
+    It holds password and token hashes; SQLite would create it with the umask's mode (often 0644).
+    An empty file is a valid empty database, and SQLite gives the ``-wal`` and ``-shm`` files the
+    database file's mode. An existing file is left as it is.
+    """
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:") or url.query.get("uri"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # made earlier, or by another process starting at the same moment
+    except OSError:
+        pass  # e.g. a missing directory: SQLite reports it when it connects
+
+
 def is_sqlite(engine: Engine | Connection) -> bool:
     """Whether the engine (or connection) talks to SQLite."""
     return engine.dialect.name == "sqlite"
@@ -93,28 +128,106 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
             yield conn
 
 
-def create_schema(engine: Engine) -> None:
-    """Create every table if missing and record the schema version; idempotent.
+def create_schema(engine: Engine, history: SchemaHistory = CORE) -> None:
+    """Create the schema in an empty database, or check an existing one is at this code's revision.
 
-    Raises :class:`SchemaVersionError` if the database holds another schema version.
+    Safe when many processes start at once: the first creates the tables under a lock (a
+    PostgreSQL advisory lock, SQLite's write lock) while the others wait, then find them made.
+    A database at an older revision is not migrated behind the operator's back: this raises
+    :class:`SchemaVersionError` naming ``plushify db upgrade`` (see :func:`upgrade_schema`); one
+    at a revision this code does not know (made by a newer release) raises it too.
     """
-    metadata.create_all(engine, checkfirst=True)
-    with transaction(engine) as conn:
-        found = conn.execute(
-            sa.select(meta.c.value).where(meta.c.key == "schema_version")
-        ).scalar_one_or_none()
-    if found is None:
-        try:
-            with transaction(engine) as conn:
-                conn.execute(
-                    sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION))
+    _bring_to_head(engine, history, upgrade=False)
+
+
+def upgrade_schema(engine: Engine, history: SchemaHistory = CORE) -> tuple[str | None, str]:
+    """Create or migrate the schema to this code's head revision (``plushify db upgrade``).
+
+    Returns the revision found (``None`` for an empty database) and the head now recorded. Runs
+    in one transaction under the same lock as :func:`create_schema`, so a failed migration leaves
+    the database as it was (PostgreSQL and SQLite both roll DDL back) and concurrent calls wait.
+    """
+    return _bring_to_head(engine, history, upgrade=True)
+
+
+def schema_revision(engine: Engine, history: SchemaHistory = CORE) -> str | None:
+    """The database's revision of ``history`` (``None``: none of its tables exist)."""
+    with transaction(engine, write=False) as conn:
+        return current_revision(conn, history)
+
+
+def _bring_to_head(
+    engine: Engine, history: SchemaHistory, *, upgrade: bool
+) -> tuple[str | None, str]:
+    head = head_revision(history)
+    # The common case, every start: the version table says head. No lock, no write.
+    with transaction(engine, write=False) as conn:
+        if _versioned(conn, history) and current_revision(conn, history) == head:
+            return head, head
+    with _schema_lock(engine, history) as conn:
+        versioned = _versioned(conn, history)
+        found = current_revision(conn, history)
+        if found is None:
+            # A fresh database gets the tables straight from the metadata (one round of DDL, no
+            # replay of history); the revision chain is proven to build the same schema by
+            # tests/test_migrations.py.
+            history.metadata.create_all(conn)
+            history.on_create(conn)
+            stamp(conn, history, head)
+        elif found != head:
+            if not is_known(history, found):
+                raise SchemaVersionError(
+                    f"the database's {history.name} schema is at revision {found!r}, which this "
+                    f"Plushify (head {head!r}) does not know: a newer release upgraded it. Run "
+                    "that release or a newer one; downgrades are not supported."
                 )
-        except IntegrityError:
-            # Another process created the schema at the same moment; re-check below.
-            create_schema(engine)
-        return
-    if int(found) != SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"database schema version {found} does not match this Plushify's "
-            f"version {SCHEMA_VERSION}; migrate the database or use a matching release"
-        )
+            if not upgrade:
+                raise SchemaVersionError(
+                    f"the database's {history.name} schema is at revision {found!r} and this "
+                    f"Plushify needs {head!r}: back the database up, then run "
+                    "`plushify db upgrade`."
+                )
+            if not versioned:
+                stamp(conn, history, found)  # adopt a pre-Alembic database at its revision
+            migrate(conn, history, head)
+        elif not versioned:
+            stamp(conn, history, head)
+        return found, head
+
+
+def _versioned(conn: Connection, history: SchemaHistory) -> bool:
+    return history.version_table in sa.inspect(conn).get_table_names()
+
+
+@contextmanager
+def _schema_lock(engine: Engine, history: SchemaHistory) -> Iterator[Connection]:
+    """One write transaction that no other process creating or migrating the schema overlaps."""
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection if is_sqlite(conn) else None
+        if raw is not None:
+            # SQLite's recipe for altering tables (batch migrations copy a table, drop the old one
+            # and rename): foreign keys off, outside the transaction (the pragma is a no-op
+            # inside one), or dropping ``runs`` would cascade-delete every step. Checked below.
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():  # SQLite: BEGIN IMMEDIATE, the database's write lock
+                if is_postgres(conn):
+                    # Per schema and history, so private test schemas do not queue on each other.
+                    conn.execute(
+                        sa.text(
+                            "SELECT pg_advisory_xact_lock(hashtextextended("
+                            "coalesce(current_schema(), '') || '/' || :table, 0))"
+                        ),
+                        {"table": history.version_table},
+                    )
+                yield conn
+                if raw is not None:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise SchemaVersionError(
+                            f"the {history.name} migration left {len(broken)} rows whose foreign "
+                            f"keys point nowhere (first: {tuple(broken[0])}); nothing was changed"
+                        )
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")

@@ -43,20 +43,23 @@ def postgres_reachable(url: str | None = None) -> str | None:
 
 
 @contextmanager
-def sqlite_database(directory: Path) -> Iterator[str]:
-    """A fresh SQLite database file in ``directory`` with the schema created; yields its URL."""
+def sqlite_database(directory: Path, *, schema: bool = True) -> Iterator[str]:
+    """A fresh SQLite database file in ``directory`` with the schema created (``schema=False``:
+    not even the file); yields its URL."""
     url = f"sqlite:///{directory / f'plushify-{new_id()[:8]}.db'}"
-    engine = create_engine(url)
-    try:
-        create_schema(engine)
-    finally:
-        engine.dispose()
+    if schema:
+        engine = create_engine(url)
+        try:
+            create_schema(engine)
+        finally:
+            engine.dispose()
     yield url
 
 
 @contextmanager
-def temporary_postgres_schema(url: str | None = None) -> Iterator[str]:
-    """A private PostgreSQL schema with Plushify's tables; yields a URL whose connections use it.
+def temporary_postgres_schema(url: str | None = None, *, schema: bool = True) -> Iterator[str]:
+    """A private PostgreSQL schema with Plushify's tables (``schema=False``: empty); yields a URL
+    whose connections use it.
 
     The schema is dropped afterwards, so concurrent test runs never see each other's rows.
     """
@@ -68,11 +71,12 @@ def temporary_postgres_schema(url: str | None = None) -> Iterator[str]:
             conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
         scoped = base.update_query_dict({"options": f"-csearch_path={name}"})
         scoped_url = scoped.render_as_string(hide_password=False)
-        engine = create_engine(scoped_url)
-        try:
-            create_schema(engine)
-        finally:
-            engine.dispose()
+        if schema:
+            engine = create_engine(scoped_url)
+            try:
+                create_schema(engine)
+            finally:
+                engine.dispose()
         yield scoped_url
     finally:
         with admin.begin() as conn:

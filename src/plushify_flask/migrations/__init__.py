@@ -1,0 +1,43 @@
+"""Schema versions of the web app's own tables (``users``, ``api_tokens``, …), kept apart from the
+library's: their own Alembic revisions here (``versions/``, see ``README.md``) and their own version
+table, ``plushify_web_version``. ``plushify db upgrade`` migrates both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from plushify_core.migrations import SchemaHistory
+
+from ..users import metadata
+
+__all__ = ["BASELINE", "WEB_SCHEMA"]
+
+BASELINE = "web_0001_baseline"
+"""The web revision of a Plushify 0.1 database."""
+
+
+def _legacy(conn: Connection, tables: set[str]) -> str | None:
+    # Plushify 0.1 created these tables without a version; they are the baseline, once
+    # ``users.session_epoch`` (added late in 0.1 by an ALTER at start-up) is there.
+    if "users" not in tables:
+        return None
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("users")}
+    if "session_epoch" not in columns:
+        conn.exec_driver_sql(
+            "ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0"
+        )
+    return BASELINE
+
+
+WEB_SCHEMA = SchemaHistory(
+    name="plushify web",
+    metadata=metadata,
+    script_location=Path(__file__).parent,
+    version_table="plushify_web_version",
+    legacy=_legacy,
+)
+"""The web app's tables (``plushify_flask.users.metadata``)."""

@@ -1,0 +1,5 @@
+"""Alembic's entry point for the web app's revisions (run by :mod:`plushify_core.migrations`)."""
+
+from plushify_core.migrations import run_env
+
+run_env()
