@@ -330,10 +330,7 @@ def test_db_current_shows_a_0_1_database_needs_the_upgrade(
 def test_web_tables_of_an_early_0_1_database_get_session_epoch(empty_db: Engine) -> None:
     """Early 0.1 builds had ``users`` without ``session_epoch``: adopted with the column added
     (every user at epoch 0), as 0.1's own start-up did."""
-    v01.web_metadata.create_all(empty_db)
     with transaction(empty_db) as conn:
-        conn.exec_driver_sql("DROP TABLE api_tokens")
-        conn.exec_driver_sql("DROP TABLE users")
         conn.exec_driver_sql(
             "CREATE TABLE users (id VARCHAR(64) PRIMARY KEY, username VARCHAR(64) NOT NULL UNIQUE,"
             " password_hash VARCHAR(255) NOT NULL, is_admin BOOLEAN NOT NULL,"
@@ -342,6 +339,7 @@ def test_web_tables_of_an_early_0_1_database_get_session_epoch(empty_db: Engine)
         conn.exec_driver_sql(
             "INSERT INTO users VALUES ('u1', 'bob', 'scrypt:fake', false, CURRENT_TIMESTAMP)"
         )
+    v01.api_tokens.create(empty_db)
     upgrade_schema(empty_db, WEB_SCHEMA)
     user = UserStore(empty_db).get("u1")
     assert user is not None and user.username == "bob" and user.session_epoch == 0
