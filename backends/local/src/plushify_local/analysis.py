@@ -1,23 +1,19 @@
-"""Analysis: person / pet / other from the detectors, plus short, honest, deterministic text."""
+"""Analysis: person / pet / other and a short, honest, deterministic description of the photo."""
 
 from __future__ import annotations
 
-from plushify_core.model import Analysis, SubjectType
+from plushify_core.model import Analysis
 
 from .colours import brightness_word, colour_name, dominant_colours
-from .decode import Bgr
-from .detection import Box, Detections, detect
+from .decode import Bgr, resize_long_side
+from .detection import Box
+from .labels import PET_CLASSES, caption_phrase
+from .recognition import Recognition, recognize
 
-__all__ = ["analyze_image", "classify", "describe"]
+__all__ = ["ANALYSIS_SIZE", "analyze_image", "describe", "subject_phrase"]
 
-
-def classify(found: Detections) -> SubjectType:
-    """A confirmed human face makes a person, else a cat face a pet, else other."""
-    if found.faces:
-        return "person"
-    if found.cat_faces:
-        return "pet"
-    return "other"
+# Recognition runs on a copy at most this large: enough for 2.5 % faces, and decoding dominates.
+ANALYSIS_SIZE = 1280
 
 
 def _position(box: Box, width: int, height: int) -> str:
@@ -37,34 +33,52 @@ def _size(box: Box, width: int, height: int) -> str:
     return "small" if share < 0.03 else "medium-sized"
 
 
-def describe(image: Bgr, found: Detections) -> tuple[str, list[str]]:
+def subject_phrase(found: Recognition) -> str | None:
+    """What was seen as a noun phrase ("a tabby cat", "an espresso cup"), or None if unsure.
+
+    For a pet this is the most likely pet class even when another class scored higher.
+    """
+    if found.subject_type == "pet" and found.label and found.label.index in PET_CLASSES:
+        return found.label.phrase
+    if found.subject_type == "pet" and found.pet_index is not None:
+        return caption_phrase(found.pet_index)
+    if found.subject_type == "other" and found.label is not None:
+        return found.label.phrase
+    return None
+
+
+def describe(image: Bgr, found: Recognition) -> tuple[str, list[str]]:
     """A one- or two-sentence description and a few key features, all measured, none invented."""
     h, w = image.shape[:2]
     colours = ["shades of grey"] if found.grayscale else dominant_colours(image)
     light = brightness_word(image)
     palette = ", ".join(colours)
-    subject = classify(found)
+    phrase = subject_phrase(found)
     features: list[str] = []
-    if subject == "person":
+    if phrase is not None:
+        features.append(phrase)
+    if found.subject_type == "person":
         n = len(found.faces)
-        main = max(found.faces, key=lambda b: (b.area, -b.x, -b.y))
-        what = "a human face" if n == 1 else f"{n} human faces"
-        first = f"A photo of {what}; the {'' if n == 1 else 'largest '}face is {_size(main, w, h)}"
-        text = f"{first} and {_position(main, w, h)}."
+        main = found.faces[0]
+        what = "a person" if n == 1 else f"{n} people"
+        size = "face is" if n == 1 else "largest face is"
+        text = f"A photo of {what}; the {size} {_size(main, w, h)} and {_position(main, w, h)}."
         features.append("one face" if n == 1 else f"{n} faces")
         features.append(f"face {_position(main, w, h)}")
         skin = image[main.y + main.h // 3 : main.y + 2 * main.h // 3, main.x : main.x + main.w]
         if skin.size and not found.grayscale:
             b, g, r = (int(v) for v in skin.reshape(-1, 3).mean(axis=0))
             features.append(f"{colour_name((b, g, r))} face tones")
-    elif subject == "pet":
-        main = max(found.cat_faces, key=lambda b: (b.area, -b.x, -b.y))
-        text = (
-            f"A photo of an animal whose face is {_size(main, w, h)} and {_position(main, w, h)}."
-        )
-        features.append(f"animal face {_position(main, w, h)}")
+    elif found.subject_type == "pet":
+        text = f"A photo of a pet: {phrase}." if phrase else "A photo of a pet."
+        if found.cat_faces:
+            main = max(found.cat_faces, key=lambda b: (b.area, -b.x, -b.y))
+            text += f" Its face is {_size(main, w, h)} and {_position(main, w, h)}."
+            features.append(f"animal face {_position(main, w, h)}")
+    elif phrase is not None:
+        text = f"A photo of {phrase}; no person or pet."
     else:
-        text = "A photo with no face the detectors recognise."
+        text = "A photo with no person or pet that the model recognises."
     text += f" Mostly {palette}; {light}{' black-and-white' if found.grayscale else ''} image."
     features.extend(colours if not found.grayscale else ["black-and-white"])
     features.append({"dark": "dim light", "bright": "bright light"}.get(light, "even light"))
@@ -72,7 +86,10 @@ def describe(image: Bgr, found: Detections) -> tuple[str, list[str]]:
 
 
 def analyze_image(image: Bgr) -> Analysis:
-    """Run the detectors on ``image`` and build the :class:`Analysis`."""
-    found = detect(image)
-    description, features = describe(image, found)
-    return Analysis(subject_type=classify(found), description=description, key_features=features)
+    """Recognise what is in ``image`` and build the :class:`Analysis`."""
+    small = (
+        resize_long_side(image, ANALYSIS_SIZE) if max(image.shape[:2]) > ANALYSIS_SIZE else image
+    )
+    found = recognize(small)
+    description, features = describe(small, found)
+    return Analysis(subject_type=found.subject_type, description=description, key_features=features)

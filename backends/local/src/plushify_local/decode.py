@@ -46,6 +46,8 @@ def decode_image(data: bytes, content_type: str = "") -> Bgr:
             "it is not a complete picture in a supported format",
             retryable=False,
             code="invalid_image",
+            user_message="This file is not a picture we can read; please upload a photo "
+            "(JPEG, PNG or WebP).",
         ) from exc
     if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ModelError("image has no pixels", retryable=False, code="invalid_image")
