@@ -55,15 +55,20 @@ def _assign(points: NDArray[np.float32], centres: NDArray[np.float32]) -> NDArra
     return best
 
 
-def kmeans_lab(lab: Lab, k: int = 16) -> tuple[Labels, NDArray[np.float32]]:
-    """Cluster the pixels of ``lab`` into at most ``k`` colours; returns (labels, centres)."""
+def kmeans_lab(
+    lab: Lab, k: int = 16, *, sample: int = _SAMPLE, iterations: int = _ITERATIONS
+) -> tuple[Labels, NDArray[np.float32]]:
+    """Cluster the pixels of ``lab`` into at most ``k`` colours; returns (labels, centres).
+
+    The centres are fitted on about ``sample`` evenly spaced pixels in ``iterations`` steps.
+    """
     h, w = lab.shape[:2]
     points = lab.reshape(-1, 3)
-    step = max(1, len(points) // _SAMPLE)
+    step = max(1, len(points) // sample)
     samples = points[::step]
     k = max(1, min(k, len(samples)))
     centres = _initial_centres(samples, k)
-    for _ in range(_ITERATIONS):
+    for _ in range(iterations):
         assigned = _assign(samples, centres)
         counts = np.bincount(assigned, minlength=k).astype(np.float64)
         for c in range(3):

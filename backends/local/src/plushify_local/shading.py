@@ -1,4 +1,4 @@
-"""Stuffed-cloth look: puffy panels lit from the top left, fuzzy edges, fleece grain and fibres."""
+"""Stuffed-cloth volume: puffy panels and a rounded silhouette, lit from the top left."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from .quantize import Lab, Labels
 from .regions import seam_mask
 
-__all__ = ["fleece", "fuzz_edges", "puff", "seam_distance"]
+__all__ = ["dome", "puff", "seam_distance"]
 
 Float = NDArray[np.float32]
 _LIGHT = np.array([-1.0, -1.0, 1.4], dtype=np.float32) / math.sqrt(1 + 1 + 1.96)
@@ -51,65 +51,25 @@ def puff(lab: Lab, dist: Float, detail_dist: Float, *, bevel: float, scale: floa
     return out
 
 
-def fuzz_edges(ids: Labels, rng: np.random.Generator, *, amplitude: float, scale: float) -> Labels:
-    """Jitter region borders by a smooth random displacement (~``amplitude`` px) like felt."""
-    h, w = ids.shape
-    if amplitude <= 0 or min(h, w) < 4:
-        return ids
-    sigma = max(1.0, 4.0 * scale)
-    fields: list[Float] = []
-    for _ in range(2):
-        noise = rng.standard_normal((h, w)).astype(np.float32)
-        smooth = cv2.GaussianBlur(noise, (0, 0), sigma)
-        std = float(smooth.std()) or 1.0
-        fields.append(np.asarray(smooth, np.float32) / std * amplitude)
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    moved = cv2.remap(
-        ids.astype(np.float32),
-        xs + fields[0],
-        ys + fields[1],
-        interpolation=cv2.INTER_NEAREST,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    out: Labels = moved.astype(np.int32)
-    return out
-
-
-def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> Float:
-    """Gaussian-blurred white noise scaled to unit standard deviation."""
-    noise = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), sigma)
-    out = np.asarray(noise, np.float32)
-    return out / (float(out.std()) or 1.0)
-
-
-def fleece(lab: Lab, rng: np.random.Generator, *, scale: float) -> Lab:
-    """Add fleece: fine grain, soft mottling and short fibres, stronger on light cloth."""
-    h, w = lab.shape[:2]
-    grain = _noise(rng, (h, w), max(0.5, 0.6 * scale))
-    mottle = _noise(rng, (h, w), 7 * scale)
-    fibres = np.zeros((h, w), dtype=np.float32)
-    count = int(h * w / (90.0 * scale * scale))
-    if count:
-        xs = rng.uniform(0, w, count)
-        ys = rng.uniform(0, h, count)
-        # Brushed fleece: fibres mostly lie one way (down-left to up-right), like the nap.
-        angles = -math.pi / 4 + rng.normal(0.0, 0.25, count)
-        lengths = rng.uniform(2.0, 5.0, count) * scale
-        signs = rng.choice(np.array([-1.0, 1.0]), count)
-        dx, dy = np.cos(angles) * lengths, np.sin(angles) * lengths
-        # Integer endpoints in 1/16 px (shift=4) keep drawing exact and thread-independent.
-        p0 = np.stack([xs * 16, ys * 16], axis=1).round().astype(np.int32)
-        p1 = np.stack([(xs + dx) * 16, (ys + dy) * 16], axis=1).round().astype(np.int32)
-        for sign in (-1.0, 1.0):
-            canvas = np.zeros((h, w), dtype=np.uint8)
-            sel = signs == sign
-            segs = [np.stack([a, b]) for a, b in zip(p0[sel], p1[sel], strict=True)]
-            cv2.polylines(canvas, segs, False, (255,), 1, cv2.LINE_AA, 4)
-            fibres += sign * canvas.astype(np.float32) / 255.0
-        fibres = np.asarray(cv2.GaussianBlur(fibres, (0, 0), 0.5 * scale), np.float32)
-    light = np.clip((lab[:, :, 0] - 20.0) / 60.0, 0.3, 1.0)
+def dome(lab: Lab, mask: Float) -> Lab:
+    """Shade the whole silhouette like a stuffed toy: a rounded bulge lit from the top left,
+    darker where the cloth turns away at the outline.
+    """
+    h, w = mask.shape
+    inside = (mask > 0.5).astype(np.uint8)
+    if not inside.any():
+        return lab
+    padded = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(0,))
+    dist = np.asarray(cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_5), np.float32)
+    radius = max(4.0, 0.16 * max(h, w))
+    t = np.clip(dist[1:-1, 1:-1] / radius, 0.0, 1.0)
+    t = cv2.GaussianBlur(t, (0, 0), radius / 6.0)
+    height = np.sqrt(np.clip(1.0 - (1.0 - t) ** 2, 0.0, 1.0)).astype(np.float32)
+    gx = cv2.Sobel(height, cv2.CV_32F, 1, 0, ksize=3) * (radius / 8.0)
+    gy = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3) * (radius / 8.0)
+    norm = np.sqrt(gx * gx + gy * gy + 1.0)
+    lit = (-gx * _LIGHT[0] - gy * _LIGHT[1] + _LIGHT[2]) / norm
+    shade = (lit - _LIGHT[2]) * 22.0 - (1.0 - t) ** 2 * 10.0
     out = lab.copy()
-    out[:, :, 0] = np.clip(
-        out[:, :, 0] + light * (1.4 * grain + 1.0 * mottle + 6.5 * fibres), 0.0, 100.0
-    )
+    out[:, :, 0] = np.clip(out[:, :, 0] + shade, 0.0, 100.0)
     return out

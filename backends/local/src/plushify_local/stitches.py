@@ -1,4 +1,4 @@
-"""Thread work: embroidered detail lines and dashed running stitches inside each large panel."""
+"""Thread work: a running stitch sewn along the toy's outline."""
 
 from __future__ import annotations
 
@@ -6,24 +6,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .quantize import Lab, Labels
-
-__all__ = ["embroidery_mask", "running_stitches", "sew"]
+__all__ = ["outline_stitches"]
 
 Float = NDArray[np.float32]
-
-
-def embroidery_mask(gray: NDArray[np.uint8], *, scale: float) -> Float:
-    """Soft mask (0..1) of the strong, long edges of the smoothed photo: eyes, mouth, outlines."""
-    edges = cv2.Canny(gray, 70, 150, L2gradient=True)
-    n, comp, stats, _ = cv2.connectedComponentsWithStats(edges, connectivity=8)
-    keep = np.zeros(n, dtype=bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(12, int(24 * scale))
-    lines = keep[comp].astype(np.uint8) * 255
-    if scale >= 1.5:
-        lines = np.asarray(cv2.dilate(lines, np.ones((2, 2), np.uint8)), np.uint8)
-    mask = cv2.GaussianBlur(lines.astype(np.float32) / 255.0, (0, 0), 0.6 * scale)
-    return np.asarray(np.clip(mask * 1.3, 0.0, 1.0), np.float32)
 
 
 def _dashes(
@@ -53,60 +38,34 @@ def _dashes(
     return out
 
 
-def _fill_small_holes(mask: NDArray[np.uint8], min_area: float) -> NDArray[np.uint8]:
-    """Fill holes smaller than ``min_area`` (eyes in a face): stitches go round the outline only."""
-    contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is None:
-        return mask
-    holes = [
-        c
-        for c, info in zip(contours, hierarchy[0], strict=True)
-        if info[3] >= 0 and cv2.contourArea(c) < min_area
-    ]
-    if holes:
-        mask = mask.copy()
-        cv2.drawContours(mask, holes, -1, (1,), cv2.FILLED)
-    return mask
-
-
-def running_stitches(
-    ids: Labels, *, min_area: float, inset: float, dash: float, period: float, width: float
+def outline_stitches(
+    mask: Float, scale: float, size: tuple[int, int], *, unit: float, inset: float = 5.0
 ) -> Float:
-    """Soft mask of dashed stitches ``inset`` px inside every panel larger than ``min_area``."""
-    h, w = ids.shape
+    """Soft mask (``size`` = (w, h)) of a running stitch ``inset`` working px inside the
+    silhouette of ``mask`` (working size), drawn ``scale`` times larger, with dash lengths
+    given for a 1024 px picture and multiplied by ``unit``.
+    """
+    w, h = size
     canvas = np.zeros((h, w), dtype=np.uint8)
-    counts = np.bincount(ids.ravel())
-    thickness = max(1, round(width))
-    for region in np.flatnonzero(counts >= min_area).tolist():
-        inside = _fill_small_holes((ids == region).astype(np.uint8), min_area)
-        # Replicate the border so the distance ignores the image edge: no stitches along it.
-        padded = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
-        dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_5)[1:-1, 1:-1]
-        core = (dist >= inset).astype(np.uint8)
-        contours, _ = cv2.findContours(core, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-        for contour in contours:
-            if cv2.arcLength(contour, True) < 4 * period:
-                continue
-            dashes = _dashes(
-                np.asarray(contour, np.int32), dash=dash, period=period, border=inset, size=(w, h)
-            )
-            if dashes:
-                cv2.polylines(canvas, dashes, False, (255,), thickness, cv2.LINE_AA, 4)
+    inside = (mask > 0.5).astype(np.uint8)
+    padded = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(0,))
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_5)[1:-1, 1:-1]
+    core = (dist >= inset).astype(np.uint8)
+    contours, _ = cv2.findContours(core, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    period, dash = 17.0 * unit, 10.0 * unit
+    thickness = max(1, round(2.6 * unit))
+    for contour in contours:
+        if cv2.arcLength(contour, True) * scale < 6 * period:
+            continue
+        # Smoothed along the outline, so the seam runs in gentle curves, not pixel steps.
+        pts = contour.reshape(-1, 2).astype(np.float32)
+        k = max(1, min(len(pts) // 4, 3))
+        kernel = np.ones(2 * k + 1, np.float32) / (2 * k + 1)
+        smooth = np.stack(
+            [np.convolve(np.pad(pts[:, i], k, mode="wrap"), kernel, "valid") for i in (0, 1)], 1
+        )
+        scaled = ((smooth + 0.5) * scale - 0.5).round().astype(np.int32)
+        dashes = _dashes(scaled, dash=dash, period=period, border=-1.0, size=(w, h))
+        if dashes:
+            cv2.polylines(canvas, dashes, False, (255,), thickness, cv2.LINE_AA, 4)
     return canvas.astype(np.float32) / 255.0
-
-
-def sew(lab: Lab, lines: Float, stitches: Float, *, scale: float) -> Lab:
-    """Draw embroidery and stitches in a darker thread of the cloth's own colour, with shadow."""
-    shift = max(1, round(1.2 * scale))
-    m = np.array([[1, 0, shift], [0, 1, shift]], dtype=np.float32)
-    h, w = stitches.shape
-    shadow = cv2.warpAffine(stitches, m, (w, h))
-    shadow = cv2.GaussianBlur(shadow, (0, 0), 1.2 * scale)
-    out = lab.copy()
-    L = out[:, :, 0]
-    L *= 1.0 - 0.18 * shadow
-    L *= 1.0 - 0.38 * lines
-    thread = np.clip(L * 0.55, 4.0, 100.0)
-    L[:] = L * (1.0 - stitches) + thread * stitches
-    out[:, :, 1:] *= (1.0 - 0.25 * stitches)[:, :, None]
-    return out

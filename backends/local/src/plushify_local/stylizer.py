@@ -1,35 +1,44 @@
-"""The plush stylizer: photo in, picture of a sewn, stuffed fabric toy out.
+"""The plush stylizer: photo in, product photo of a stuffed toy out.
 
-Segmentation runs on a smoothed copy at <= 512 px; rendering runs at the output size with every
-length scaled by ``long side / 512``, so 512 and 1024 px outputs look alike.
+1. The subject is cut from its background (:mod:`.subject`, GrabCut at 128 px).
+2. Its bounding box is cropped from the photo and rendered as sewn, stuffed fabric at
+   :data:`WORK` px (:func:`_plush`: colour panels, puffy shading per panel and over the whole
+   silhouette).
+3. The render is scaled into a product shot at the output size (:mod:`.staging`): fleece grain,
+   a fuzzy silhouette, a seam along the outline, bead eyes and embroidery are added at full
+   resolution, only inside the toy's box; the toy sits on a studio backdrop with its shadows.
+
+All heavy image work happens at <= 360 px, so a 1024 px picture costs a few hundred
+milliseconds; every length is given for that working size.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from .cateyes import cat_eyes
 from .decode import Bgr, resize_long_side
-from .details import bead_highlights, blush, glow_and_vignette, paint_bead_eye
-from .detection import Box, detect_eyes
+from .detection import Box
 from .palette import felt_colours, paint
 from .quantize import Lab, bgr_to_lab, kmeans_lab, lab_to_bgr, mode_filter
 from .regions import merge_regions, region_stats, split_components
-from .shading import fleece, fuzz_edges, puff, seam_distance
-from .stitches import embroidery_mask, running_stitches, sew
+from .shading import dome, puff, seam_distance
+from .staging import Features, stage
+from .subject import subject_mask
 
-__all__ = ["MAX_OUTPUT", "output_size", "stylize"]
+__all__ = ["MAX_OUTPUT", "WORK", "Placement", "Rendering", "output_size", "render", "stylize"]
 
 MAX_OUTPUT = 1024
 """Longest side of a generated picture; larger photos are scaled down to it."""
-_MIN_WORK = 256  # tiny photos are processed at this size, then scaled back down
-_SMOOTH_SIZE = 512
-_COLOURS = 16
-_SEED = 20240611
-_CAT_PUPIL = 1.35  # cat bead eyes are upright ovals, like their pupils
+WORK = 360
+"""Long side (px) at which the subject is rendered as cloth."""
+_SEGMENT = 256  # long side of the copy the subject mask is computed on
+_COLOURS = 12
+_PAD = 0.04  # margin kept around the subject's box when cropping, as a share of the long side
+_MIN_STAGED = 48  # smaller outputs are rendered edge to edge, without the studio set
 
 
 def output_size(width: int, height: int) -> tuple[int, int]:
@@ -38,102 +47,149 @@ def output_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _odd(value: float) -> int:
-    n = max(1, round(value))
-    return n if n % 2 else n + 1
-
-
-def _smooth(image: Bgr, work_long: int) -> Bgr:
-    """Bilateral twice, then edge-preserving, at <= 512 px; returned at the working size."""
-    small = resize_long_side(image, min(work_long, _SMOOTH_SIZE))
-    f = max(small.shape[:2]) / _SMOOTH_SIZE
-    d = _odd(9 * f)
+def _smooth(image: Bgr) -> Bgr:
+    """Edge-preserving smoothing (bilateral twice): fur and grain go, outlines stay."""
+    out = image
     for _ in range(2):
-        small = np.asarray(cv2.bilateralFilter(small, d, 30, 5 * f), np.uint8)
-    small = np.asarray(
-        cv2.edgePreservingFilter(small, flags=cv2.RECURS_FILTER, sigma_s=30 * f, sigma_r=0.3),
-        np.uint8,
-    )
-    return resize_long_side(small, work_long)
-
-
-def _faces_and_eyes(
-    gray: np.ndarray, faces: Sequence[Box]
-) -> list[tuple[Box, list[tuple[float, float]]]]:
-    """Each face with two eye centres: detected by ``haarcascade_eye`` or placed by proportion."""
-    out = []
-    for face in faces:
-        eyes = detect_eyes(gray, face)
-        centres = [(e.x + e.w / 2.0, e.y + e.h / 2.0) for e in eyes]
-        if len(centres) != 2 or abs(centres[0][0] - centres[1][0]) < face.w * 0.2:
-            centres = [
-                (face.x + face.w * 0.32, face.y + face.h * 0.42),
-                (face.x + face.w * 0.68, face.y + face.h * 0.42),
-            ]
-        out.append((face, centres))
+        out = np.asarray(cv2.bilateralFilter(out, 7, 28, 4), np.uint8)
     return out
 
 
-def _render(smooth: Bgr, faces: Sequence[Box], cats: Sequence[Box] = ()) -> Lab:
-    h, w = smooth.shape[:2]
-    s = max(h, w) / 512.0
+def _plush(work: Bgr, mask: np.ndarray) -> Lab:
+    """The subject as stuffed fabric panels, in Lab at the working size."""
+    h, w = work.shape[:2]
     total = float(h * w)
-    lab = bgr_to_lab(smooth)
-    labels, _ = kmeans_lab(lab, _COLOURS)
-    labels = mode_filter(labels, _COLOURS, _odd(5 * s))
+    lab = bgr_to_lab(_smooth(work))
+    labels, _ = kmeans_lab(lab, _COLOURS, sample=8000, iterations=8)
+    labels = mode_filter(labels, _COLOURS, 5)
     regions = region_stats(split_components(labels, _COLOURS), lab)
-    merged = merge_regions(
+    ids = merge_regions(
         regions,
         fine_delta=7.0,
-        fine_min_area=60.0 * s * s,
+        fine_min_area=40.0,
         panel_delta=12.0,
         panel_min_area=0.012 * total,
     )
-    rng = np.random.default_rng(_SEED)
-    ids = fuzz_edges(merged, rng, amplitude=1.6 * s, scale=s)
     stats = region_stats(ids, lab)
     painted = paint(ids, lab, stats, felt_colours(stats, applique_max_area=0.01 * total))
     # Small pieces are sewn onto their panel: only panels puff up.
     panels = merge_regions(
         stats, fine_delta=0.0, fine_min_area=0.012 * total, panel_delta=0.0, panel_min_area=total
     )
-    painted = puff(painted, seam_distance(panels), seam_distance(ids), bevel=24.0 * s, scale=s)
-    painted = fleece(painted, rng, scale=s)
-    gray = np.asarray(cv2.cvtColor(smooth, cv2.COLOR_BGR2GRAY), np.uint8)
-    lines = embroidery_mask(gray, scale=s)
-    stitches = running_stitches(
-        ids, min_area=0.02 * total, inset=6.0 * s, dash=6.0 * s, period=9.5 * s, width=2.2 * s
+    painted = puff(painted, seam_distance(panels), seam_distance(ids), bevel=12.0, scale=1.0)
+    return dome(painted, mask)
+
+
+def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the mask's subject plus a margin, clipped to the frame."""
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask > 0.5)
+    if not len(xs):
+        return 0, 0, w, h
+    pad = round(_PAD * max(h, w))
+    return (
+        max(0, int(xs.min()) - pad),
+        max(0, int(ys.min()) - pad),
+        min(w, int(xs.max()) + 1 + pad),
+        min(h, int(ys.max()) + 1 + pad),
     )
-    painted = sew(painted, lines, stitches, scale=s)
-    bead_highlights(painted, ids, stats, scale=s)
-    for face, eyes in _faces_and_eyes(gray, faces):
-        blush(painted, face, eyes)
-        for ex, ey in eyes:
-            paint_bead_eye(painted, ex, ey, face.w * 0.09)
-    # Cats keep their own eye colours: the bead replaces only the pupil, and no blush.
-    for cat in cats:
-        for eye in cat_eyes(gray, cat):
-            paint_bead_eye(painted, eye.x, eye.y, eye.r, aspect=_CAT_PUPIL)
-    return glow_and_vignette(painted, scale=s)
 
 
-def stylize(image: Bgr, faces: Sequence[Box] = (), cats: Sequence[Box] = ()) -> Bgr:
-    """Render ``image`` as a plush toy; ``faces`` (in ``image`` pixels) get bead eyes and blush,
-    cat faces ``cats`` get bead pupils.
+def _cushion(h: int, w: int) -> np.ndarray:
+    """A rounded-rectangle mask filling an ``h`` x ``w`` frame: a photo-printed cushion."""
+    r = 0.12 * min(h, w)
+    ys, xs = np.ogrid[:h, :w]
+    dx = np.maximum(np.maximum(r - xs, xs - (w - 1 - r)), 0.0)
+    dy = np.maximum(np.maximum(r - ys, ys - (h - 1 - r)), 0.0)
+    d = np.sqrt(dx * dx + dy * dy) - r
+    return np.asarray(np.clip(0.5 - d, 0.0, 1.0), np.float32)
 
-    The result has :func:`output_size` of the input. Deterministic: fixed seeds, no random
-    initialisation, integer drawing coordinates.
-    """
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the photo landed in the picture: output = photo * ``scale`` + (``dx``, ``dy``)."""
+
+    scale: float
+    dx: float
+    dy: float
+
+    def point(self, x: float, y: float) -> tuple[float, float]:
+        """The output pixel of photo pixel (``x``, ``y``)."""
+        return x * self.scale + self.dx, y * self.scale + self.dy
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """A generated picture and where the photo's pixels went in it."""
+
+    image: Bgr
+    placement: Placement
+
+
+def render(
+    image: Bgr,
+    faces: Sequence[Box] = (),
+    cats: Sequence[Box] = (),
+    *,
+    eyes: Sequence[tuple[tuple[float, float], tuple[float, float]]] | None = None,
+) -> Rendering:
+    """:func:`stylize`, also telling where the photo's pixels went in the picture."""
     h, w = image.shape[:2]
     out_w, out_h = output_size(w, h)
-    work_long = max(max(out_w, out_h), _MIN_WORK)
-    factor = work_long / max(w, h)
-    work_faces = [f.scaled(factor) for f in faces]
-    work_cats = [c.scaled(factor) for c in cats]
-    smooth = _smooth(image, work_long)
-    result = lab_to_bgr(_render(smooth, work_faces, work_cats))
-    if result.shape[:2] != (out_h, out_w):
-        result = np.asarray(
-            cv2.resize(result, (out_w, out_h), interpolation=cv2.INTER_AREA), np.uint8
+    if min(out_w, out_h) < _MIN_STAGED:
+        work = resize_long_side(image, WORK)
+        flat = lab_to_bgr(_plush(work, np.ones(work.shape[:2], np.float32)))
+        out = np.asarray(cv2.resize(flat, (out_w, out_h), interpolation=cv2.INTER_AREA), np.uint8)
+        return Rendering(out, Placement(out_w / w, 0.0, 0.0))
+    small = resize_long_side(image, min(_SEGMENT, max(h, w)))
+    k = small.shape[1] / w
+    mask = subject_mask(small, [b.scaled(k) for b in faces], [b.scaled(k) for b in cats])
+    x0, y0, x1, y1 = _box(mask)
+    # The same box in photo pixels, then resized so that its long side is WORK.
+    ox0, oy0 = round(x0 / k), round(y0 / k)
+    ox1, oy1 = max(ox0 + 1, min(w, round(x1 / k))), max(oy0 + 1, min(h, round(y1 / k)))
+    work = resize_long_side(image[oy0:oy1, ox0:ox1], WORK)
+    wh, ww = work.shape[:2]
+    if mask.min() >= 1.0:
+        work_mask = _cushion(wh, ww)
+    else:
+        sub = np.ascontiguousarray(mask[y0:y1, x0:x1])
+        work_mask = np.asarray(
+            cv2.resize(sub, (ww, wh), interpolation=cv2.INTER_LINEAR), np.float32
         )
-    return result
+    f = ww / (ox1 - ox0)
+    to_work = Placement(f, -ox0 * f, -oy0 * f)
+    work_eyes = None
+    if eyes is not None:
+        work_eyes = [(to_work.point(*a), to_work.point(*b)) for a, b in eyes]
+    features = Features(
+        faces=[_moved(b, to_work) for b in faces],
+        cats=[_moved(b, to_work) for b in cats],
+        eyes=work_eyes,
+        image=work,
+    )
+    plush = lab_to_bgr(_plush(work, work_mask))
+    out, s, tx, ty = stage(plush, work_mask, features, out_w, out_h, zoom=out_w / w / f)
+    return Rendering(out, Placement(f * s, tx - ox0 * f * s, ty - oy0 * f * s))
+
+
+def _moved(box: Box, p: Placement) -> Box:
+    x, y = p.point(box.x, box.y)
+    return Box(round(x), round(y), max(1, round(box.w * p.scale)), max(1, round(box.h * p.scale)))
+
+
+def stylize(
+    image: Bgr,
+    faces: Sequence[Box] = (),
+    cats: Sequence[Box] = (),
+    *,
+    eyes: Sequence[tuple[tuple[float, float], tuple[float, float]]] | None = None,
+) -> Bgr:
+    """Render ``image`` as a product photo of a plush toy.
+
+    ``faces`` (boxes in ``image`` pixels) get bead eyes (at ``eyes``, one pair per face, when
+    given; else where the eye cascade finds them), blush and an embroidered smile; cat faces
+    ``cats`` get bead pupils. The result has :func:`output_size` of the input. Deterministic:
+    fixed seeds, no random initialisation, integer drawing coordinates.
+    """
+    return render(image, faces, cats, eyes=eyes).image

@@ -1,0 +1,74 @@
+"""The product shot: the subject is cut out, set on a light studio backdrop, with its shadow."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from plushify_local.decode import resize_long_side
+from plushify_local.stylizer import render
+from plushify_local.subject import subject_mask
+
+W, H = 480, 360
+CX, CY, R = 240, 200, 90
+
+
+def _disc_photo() -> np.ndarray:
+    """An orange ball on a dark, grainy teal background (BGR)."""
+    rng = np.random.default_rng(3)
+    image = np.empty((H, W, 3), np.float32)
+    image[:] = (70, 60, 20)
+    image += rng.normal(0, 6, (H, W, 3))
+    cv2.circle(image, (CX, CY), R, (40, 140, 235), -1)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _disc_truth(shape: tuple[int, int], scale: float) -> np.ndarray:
+    truth = np.zeros(shape, np.uint8)
+    cv2.circle(truth, (round(CX * scale), round(CY * scale)), round(R * scale), 1, -1)
+    return truth.astype(bool)
+
+
+def test_subject_mask_finds_the_ball() -> None:
+    """The mask covers the ball and little else (intersection over union above 0.85)."""
+    small = resize_long_side(_disc_photo(), 256)
+    mask = subject_mask(small) > 0.5
+    truth = _disc_truth(mask.shape, 256 / W)
+    iou = (mask & truth).sum() / (mask | truth).sum()
+    assert iou > 0.85
+
+
+def test_background_becomes_a_light_backdrop() -> None:
+    """The dark photo background is gone: the corners are a light studio backdrop, the ball
+    keeps its orange, and the picture has the photo's size."""
+    done = render(_disc_photo())
+    out = done.image
+    assert out.shape == (H, W, 3)
+    for y, x in ((5, 5), (5, W - 6), (H - 6, 5), (H - 6, W - 6)):
+        assert out[y, x].min() > 170  # light backdrop, not the dark teal
+    cx, cy = done.placement.point(CX, CY)
+    b, g, r = (int(v) for v in out[round(cy), round(cx)])
+    assert r > g > b  # still orange
+
+
+def test_ball_casts_a_contact_shadow() -> None:
+    """Just under the ball the backdrop is darker than beside it on the same row."""
+    done = render(_disc_photo())
+    gray = cv2.cvtColor(done.image, cv2.COLOR_BGR2GRAY).astype(float)
+    cx, bottom = done.placement.point(CX, CY + R)
+    row = round(bottom + 3)
+    under = gray[row, round(cx) - 5 : round(cx) + 5].mean()
+    beside = gray[row, 3:13].mean()
+    assert under < beside - 15
+
+
+def test_frame_filling_photo_becomes_a_cushion() -> None:
+    """A photo with no separable subject is sewn as one cushion: backdrop at the corners,
+    the photo's colours in the middle."""
+    ys, xs = np.mgrid[0:300, 0:400]
+    image = np.stack([xs * 255 // 399, ys * 255 // 299, 128 + 0 * xs], 2).astype(np.uint8)
+    done = render(image)
+    out = done.image
+    assert out[2, 2].min() > 170 and out[-3, -3].min() > 170
+    cx, cy = done.placement.point(200, 150)
+    centre = out[round(cy), round(cx)].astype(int)
+    assert abs(centre - image[150, 200].astype(int)).max() < 60
