@@ -46,7 +46,7 @@ def test_signup_refuses_taken_names_and_short_passwords(site: Site) -> None:
     """Sign-up explains a taken username or a short password with 400."""
     site.user("bob")
     status, body, _ = _post(site.app.test_client(), "/signup", username="BOB", password="x" * 9)
-    assert status == 400 and "taken" in body
+    assert status == 400 and "not available" in body
     status, body, _ = _post(site.app.test_client(), "/signup", username="carol", password="short")
     assert status == 400 and "8 characters" in body
 
@@ -117,32 +117,48 @@ def test_logout_ends_the_session(site: Site) -> None:
     assert client.get("/api/credits").status_code == 401
 
 
-def test_an_older_users_table_gains_the_session_epoch_and_its_users_still_sign_in(
+def test_an_older_users_table_is_upgraded_and_its_users_still_sign_in(
     tmp_path: Path, database_url: str
 ) -> None:
-    """A demo database from before session epochs keeps working: the column is added on start."""
+    """A 0.1 demo database whose ``users`` lacks session epochs: the app refuses to start until
+    ``plushify db upgrade`` (here ``upgrade_schema``), after which the old user signs in, logs
+    out, and the new tables (throttle counters, token expiry) work."""
     import sqlalchemy as sa
     from werkzeug.security import generate_password_hash
 
     from plushify_core.clock import utcnow
-    from plushify_core.database import create_engine, transaction
+    from plushify_core.database import create_engine, transaction, upgrade_schema
+    from plushify_core.errors import SchemaVersionError
     from plushify_core.schema import UTCDateTime
+    from plushify_flask.migrations import WEB_SCHEMA
 
-    # Given: the users table as the first release created it, with one user.
-    old = sa.Table(
+    # Given: the users and tokens tables as the first release created them, with one user.
+    old = sa.MetaData()
+    sa.Table(
         "users",
-        sa.MetaData(),
+        old,
         sa.Column("id", sa.String(64), primary_key=True),
         sa.Column("username", sa.String(64), nullable=False, unique=True),
         sa.Column("password_hash", sa.String(255), nullable=False),
         sa.Column("is_admin", sa.Boolean, nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
     )
+    sa.Table(
+        "api_tokens",
+        old,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("user_id", sa.String(64), sa.ForeignKey("users.id"), nullable=False),
+        sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("revoked_at", UTCDateTime, nullable=True),
+    )
     engine = create_engine(database_url)
-    old.create(engine)
+    old.create_all(engine)
     with transaction(engine) as conn:
         conn.execute(
-            old.insert().values(
+            old.tables["users"]
+            .insert()
+            .values(
                 id="u-old",
                 username="oldtimer",
                 password_hash=generate_password_hash(PASSWORD),
@@ -150,14 +166,19 @@ def test_an_older_users_table_gains_the_session_epoch_and_its_users_still_sign_i
                 created_at=utcnow(),
             )
         )
+    # When: the app starts on it, it refuses; after the upgrade it starts (twice: idempotent).
+    with pytest.raises(SchemaVersionError, match="db upgrade"), make_site(tmp_path, database_url):
+        pass
+    upgrade_schema(engine)
+    upgrade_schema(engine, WEB_SCHEMA)
     engine.dispose()
-    # When: the app starts on it (twice: the upgrade is idempotent).
     with make_site(tmp_path, database_url), make_site(tmp_path, database_url) as site:
         user = site.store.by_name("oldtimer")
         assert user is not None and user.session_epoch == 0
         # Then: the old user signs in, and logging out still revokes the session.
         client = site.client(user)
         assert client.get("/api/credits").status_code == 200
+        assert client.get("/api/tokens").get_json() == {"tokens": []}
         client.post("/logout", data={"csrf_token": client.csrf})  # type: ignore[attr-defined]
         assert client.get("/api/credits").status_code == 401
         reloaded = site.store.get(user.id)

@@ -60,13 +60,13 @@ def test_users_create_uses_signup_credits_and_refuses_duplicates(env: dict[str, 
     assert first.exit_code == 0 and "with 2 credit(s)" in first.output
     assert "password:" not in first.output
     again = runner.invoke(cli, ["users", "create", "hal", "--password", "a long secret"], env=env)
-    assert again.exit_code != 0 and "taken" in again.output
+    assert again.exit_code != 0 and "not available" in again.output
     missing = runner.invoke(cli, ["users", "token", "nobody"], env=env)
     assert missing.exit_code != 0 and "no user named" in missing.output
 
 
-def test_demo_serves_the_site_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    """``demo`` prints the URL and the demo login, serves pages, and exits 0 on SIGINT."""
+def _start_demo(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    """``demo`` in a child whose SIGINT disposition is "ignore", as under a background shell."""
     env = {
         **os.environ,
         "PLUSHIFY_DATA_DIR": str(tmp_path / "data"),
@@ -81,25 +81,50 @@ def test_demo_serves_the_site_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> Non
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # Inherited through exec: Python then installs no KeyboardInterrupt handler of its own.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "Press Ctrl-C" in line:
+            break
+    return proc, "".join(lines)
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    return rest
+
+
+def test_demo_serves_the_site_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """``demo`` prints the URL, the demo login and the dashboard's URL, serves pages, exits 0 on
+    SIGINT even when its parent ignored SIGINT, and keeps the same passwords on the next start."""
+    proc, banner = _start_demo(tmp_path)
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "Press Ctrl-C" in line:
-                break
-        banner = "".join(lines)
         url = re.search(r"running at (http://127\.0\.0\.1:\d+)", banner)
         assert url, banner
-        assert re.search(r"Sign in as +demo / \S+ +\(10 credits", banner)
+        login = re.search(r"Sign in as +demo / (\S+) +\(10 credits", banner)
+        assert login, banner
+        assert f"(runs dashboard: {url.group(1)}/admin/runs)" in banner
         with urllib.request.urlopen(f"{url.group(1)}/login", timeout=10) as response:
             assert response.status == 200
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 0, rest
-        assert "Stopped." in rest
+        assert "Stopped." in _stop(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    saved = tmp_path / "data" / "demo-passwords.json"
+    assert saved.stat().st_mode & 0o777 == 0o600
+
+    again, banner = _start_demo(tmp_path)
+    try:
+        assert f"Sign in as    demo / {login.group(1)} " in banner
+        _stop(again)
+    finally:
+        if again.poll() is None:
+            again.kill()
+            again.wait()

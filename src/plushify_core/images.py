@@ -9,13 +9,22 @@ with only the sniffed format's Pillow plugin enabled. Every rejection is ``Inval
 ``normalize_image`` turns an accepted upload into the stored original: EXIF orientation applied,
 all metadata dropped (GPS!), colours converted to sRGB RGB (alpha composited on white), downscaled
 to a long side, re-encoded as JPEG.
+
+Full decodes are the expensive part (a 40-megapixel PNG costs hundreds of milliseconds and
+hundreds of MiB), so only a bounded number run at once per process (:func:`set_decode_slots`,
+default: one per CPU); the cheap checks (size, type, header dimensions) run before waiting for a
+slot, so a bad upload is refused without queueing behind good ones.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -27,7 +36,10 @@ __all__ = [
     "ACCEPTED_TYPES",
     "ImageInfo",
     "NormalizedImage",
+    "decode_slots",
     "normalize_image",
+    "probe_image",
+    "set_decode_slots",
     "sniff_format",
     "validate_image",
 ]
@@ -166,6 +178,34 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+# --- decode slots -----------------------------------------------------------------------------
+
+_slots_lock = threading.Lock()
+_slots_size = max(1, os.cpu_count() or 1)
+_slots = threading.BoundedSemaphore(_slots_size)
+
+
+def set_decode_slots(count: int) -> None:
+    """Let at most ``count`` full decodes run at once in this process (from now on)."""
+    global _slots, _slots_size
+    if count < 1:
+        raise ValueError("decode slots must be at least 1")
+    with _slots_lock:
+        _slots, _slots_size = threading.BoundedSemaphore(count), count
+
+
+def decode_slots() -> int:
+    """How many full decodes may run at once in this process."""
+    return _slots_size
+
+
+@contextmanager
+def _decode_slot() -> Iterator[None]:
+    slots = _slots  # the semaphore current at entry is the one released
+    with slots:
+        yield
+
+
 # --- decoding ---------------------------------------------------------------------------------
 
 
@@ -189,8 +229,8 @@ def _corrupt(detail: str = "") -> InvalidImage:
     )
 
 
-def _decode(data: bytes, max_pixels: int | None) -> tuple[Image.Image, str]:
-    """Open and fully decode ``data`` (first frame), enforcing type and pixel limits."""
+def _check_header(data: bytes, max_pixels: int | None) -> tuple[str, int]:
+    """The sniffed format and pixel limit, after the checks that decode nothing."""
     if not data:
         raise InvalidImage("The file is empty.", code="empty")
     fmt = sniff_format(data)
@@ -203,6 +243,37 @@ def _decode(data: bytes, max_pixels: int | None) -> tuple[Image.Image, str]:
             raise _too_many(*declared, limit)
         if declared[0] <= 0 or declared[1] <= 0:
             raise _corrupt("no width or height")
+    return fmt, limit
+
+
+def probe_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
+    """The checks that decode no pixels: size, sniffed type, and the dimensions in the header.
+
+    Pillow's lazy ``open`` reads only the header. Raises ``InvalidImage`` like
+    :func:`validate_image`, which still has to decode to catch damaged pixel data.
+    """
+    _check_size(data, max_bytes)
+    fmt, limit = _check_header(data, max_pixels)
+    try:
+        with Image.open(io.BytesIO(data), formats=list(_FORMATS[fmt][2])) as img:
+            width, height = img.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InvalidImage(
+            "The image has too many pixels to be processed safely.", code="too_many_pixels"
+        ) from e
+    except Exception as e:  # Pillow signals bad headers with many exception types
+        raise _corrupt(type(e).__name__) from e
+    if width <= 0 or height <= 0:
+        raise _corrupt("no width or height")
+    if width * height > limit:
+        raise _too_many(width, height, limit)
+    content_type, ext, _ = _FORMATS[fmt]
+    return ImageInfo(fmt, content_type, ext, width, height)
+
+
+def _decode(data: bytes, max_pixels: int | None) -> tuple[Image.Image, str]:
+    """Open and fully decode ``data`` (first frame), enforcing type and pixel limits."""
+    fmt, limit = _check_header(data, max_pixels)
     try:
         # Only the sniffed format's plugin may run: no other decoder ever sees these bytes.
         img = Image.open(io.BytesIO(data), formats=list(_FORMATS[fmt][2]))
@@ -225,8 +296,7 @@ def _decode(data: bytes, max_pixels: int | None) -> tuple[Image.Image, str]:
     return img, fmt
 
 
-def validate_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
-    """Check an upload before anything is stored or reserved; raise ``InvalidImage`` if bad."""
+def _check_size(data: bytes, max_bytes: int) -> None:
     if not data:
         raise InvalidImage("The file is empty.", code="empty")
     if len(data) > max_bytes:
@@ -234,10 +304,19 @@ def validate_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo
             f"The file is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.1f} MiB.",
             code="too_large",
         )
-    img, fmt = _decode(data, max_pixels)
-    with img:
-        content_type, ext, _ = _FORMATS[fmt]
-        return ImageInfo(fmt, content_type, ext, img.size[0], img.size[1])
+
+
+def validate_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
+    """Check an upload before anything is stored or reserved; raise ``InvalidImage`` if bad.
+
+    The header checks (:func:`probe_image`) run first; the full decode then waits for a slot.
+    """
+    probe_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    with _decode_slot():
+        img, fmt = _decode(data, max_pixels)
+        with img:
+            content_type, ext, _ = _FORMATS[fmt]
+            return ImageInfo(fmt, content_type, ext, img.size[0], img.size[1])
 
 
 # --- normalisation ----------------------------------------------------------------------------
@@ -304,6 +383,14 @@ def normalize_image(
 
     ``max_pixels`` defaults to Pillow's bomb threshold; raises ``InvalidImage`` like validation.
     """
+    _check_header(data, max_pixels)
+    with _decode_slot():
+        return _normalize(data, max_long_side, max_pixels, quality)
+
+
+def _normalize(
+    data: bytes, max_long_side: int, max_pixels: int | None, quality: int
+) -> NormalizedImage:
     img, _ = _decode(data, max_pixels)
     try:
         icc = img.info.get("icc_profile")

@@ -1,4 +1,11 @@
-"""The JSON API (``/api``), exactly the table in DESIGN.md; errors come from ``errors.py``."""
+"""The JSON API (``/api``), exactly the table in DESIGN.md; errors come from ``errors.py``.
+
+Creating a generation does the cheap checks first: the caller's identity (``login_required``),
+then their credits and generations in progress (read-only, nothing reserved), then the upload's
+size, type and header dimensions; only then does the facade decode the image (in a bounded
+number of slots) and reserve the credit for real. So a caller without credit costs a couple of
+queries, never a decode.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +13,16 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from plushify_core.errors import InvalidImage, NotFound
+from plushify_core.errors import InsufficientCredits, InvalidImage, NotFound, TooManyInProgress
 from plushify_core.ids import validate_id
+from plushify_core.images import probe_image
 
 from .auth import current_user_id
 from .extensions import facade
 from .presenters import generation_json
 from .typed_ext import login_required
 
-__all__ = ["bp", "checked_id", "read_upload"]
+__all__ = ["bp", "check_can_submit", "checked_id", "read_upload"]
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 """Routes under ``/api``: generations and credits."""
@@ -39,6 +47,19 @@ def read_upload(field: str = "image") -> tuple[bytes, str | None]:
     return upload.read(), upload.mimetype or None
 
 
+def check_can_submit(user_id: str) -> None:
+    """Refuse early, without reserving, a caller with no free credit or too much in progress.
+
+    The reservation in ``submit`` stays the real check (this read may be stale by a moment).
+    """
+    app = facade()
+    balance = app.balance(user_id)
+    if balance.available < 1:
+        raise InsufficientCredits("You have no credits left. Please buy more to continue.")
+    if balance.in_flight >= app.settings.max_in_flight:
+        raise TooManyInProgress(app.settings.max_in_flight)
+
+
 def _accepted(gen: Any) -> Response:
     response = jsonify({"generation_id": gen.id, "status": gen.status})
     response.status_code = 202
@@ -50,8 +71,12 @@ def _accepted(gen: Any) -> Response:
 @login_required
 def create_generation() -> Response:
     """Accept a photo and start a generation; 202 at once, the work runs in the background."""
+    user_id = current_user_id()
+    check_can_submit(user_id)
     data, content_type = read_upload()
-    return _accepted(facade().submit(current_user_id(), data, content_type))
+    settings = facade().settings
+    probe_image(data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
+    return _accepted(facade().submit(user_id, data, content_type))
 
 
 @bp.get("/generations")

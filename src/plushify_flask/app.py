@@ -12,9 +12,14 @@ from plushify_core.settings import Settings
 
 from .config import WebSettings, load_secret_key
 from .errors import init_errors
+from .forms import PlushifyRequest
+from .hashing import PasswordHasher
+from .login_guard import LoginGuard
 from .metrics import init_metrics
 from .presenters import init_presenters
-from .security import LoginThrottle, init_security
+from .security import init_security
+from .signup_guard import SignupGuard
+from .throttle import AttemptLog
 from .users import UserStore
 
 __all__ = ["UPLOAD_SLACK_BYTES", "create_app"]
@@ -31,7 +36,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     environment), ``PLUSHIFY_WEB`` (:class:`~plushify_flask.config.WebSettings`) and
     ``PLUSHIFY_FACADE`` (a ready ``Plushify``; default: built from the settings). The facade is
     stored in ``app.extensions["plushify"]``; starting its runner is the caller's job
-    (``plushify demo`` / ``serve`` do it).
+    (``plushify demo`` / ``serve`` do it). ``PLUSHIFY_CLOCK`` (a
+    :class:`~plushify_core.clock.Clock`; default: the facade's) times throttles and token expiry;
+    ``PLUSHIFY_SIGNUP_CREDITS`` is the starting credit when ``PLUSHIFY_WEB`` leaves it unset
+    (default 0; ``plushify demo`` passes 3).
     """
     from plushify_core.facade import Plushify  # the facade pulls in the engine and models
 
@@ -44,8 +52,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         settings or Settings()
     )
     settings = plushify.settings
+    clock = options.pop("PLUSHIFY_CLOCK", None) or plushify.clock
+    default_credits = int(options.pop("PLUSHIFY_SIGNUP_CREDITS", 0))
 
     app = Flask(__name__)
+    app.request_class = PlushifyRequest
     app.config.update(
         SECRET_KEY=web.secret_key or load_secret_key(settings.data_dir),
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + UPLOAD_SLACK_BYTES,
@@ -56,26 +67,40 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(days=7),
         PLUSHIFY_POLL_INTERVAL_MS=3000,
         PLUSHIFY_POLL_TIMEOUT_MS=5 * 60 * 1000,
+        PLUSHIFY_SIGNUP_CREDITS=web.starting_credits(default_credits),
     )
     app.config.update(options)
 
-    store = UserStore(plushify.database)
+    hasher = PasswordHasher(web.password_hash_slots, web.password_hash_wait)
+    store = UserStore(plushify.database, hasher=hasher, clock=clock)
     store.create_schema()
+    attempts = AttemptLog(plushify.database, secret=str(app.config["SECRET_KEY"]), clock=clock)
     app.extensions["plushify"] = plushify
     app.extensions["plushify_users"] = store
     app.extensions["plushify_web"] = web
-    app.extensions["plushify_throttle"] = LoginThrottle(
-        per_user=web.login_attempts, per_ip=web.login_attempts_per_ip, window=web.login_window
+    app.extensions["plushify_login_guard"] = LoginGuard(
+        attempts,
+        per_user=web.login_attempts,
+        per_ip=web.login_attempts_per_ip,
+        window=web.login_window,
+        max_delay=web.login_max_delay,
+    )
+    app.extensions["plushify_signup_guard"] = SignupGuard(
+        attempts, per_ip=web.signups_per_ip, total=web.signups_total, window=web.signup_window
     )
 
-    init_security(app, presigned_images=settings.storage_url.startswith("s3://"))
+    init_security(
+        app,
+        presigned_images=settings.storage_url.startswith("s3://"),
+        trusted_proxies=web.trusted_proxies,
+    )
     init_errors(app)
     init_presenters(app)
     init_metrics(app, plushify)
 
-    from . import api, auth, media, pages, runs
+    from . import api, auth, media, pages, runs, tokens
 
     auth.init_auth(app)
-    for blueprint in (auth.bp, pages.bp, api.bp, media.bp, runs.bp):
+    for blueprint in (auth.bp, pages.bp, api.bp, media.bp, runs.bp, tokens.bp):
         app.register_blueprint(blueprint)
     return app

@@ -7,11 +7,16 @@ alone, so the cookie can never stand in for a wrong token.
 Sessions are signed cookies, which the server cannot delete. So each session also carries the
 user's session epoch from sign-in, and it counts only while that epoch is current. Logging out
 bumps the epoch: a cookie copied earlier stops working, and so do the user's other sessions
-(every device signs out together).
+(every device signs out together). ``POST /logout`` with a bearer token revokes that token.
+
+Sign-in and sign-up are throttled with counters in the database (``login_guard.py``,
+``signup_guard.py``) before any password is hashed; hashing itself runs in a bounded number of
+slots (``hashing.py``). Sign-up is ``off``, ``invite`` (single-use codes) or ``open``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -21,6 +26,7 @@ from flask import (
     Blueprint,
     Flask,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -31,10 +37,10 @@ from flask import (
 from werkzeug.wrappers import Response as BaseResponse
 
 from .errors import api_error
-from .extensions import facade, throttle, user_store, web_settings
-from .security import is_bearer_request
+from .extensions import facade, login_guard, signup_guard, user_store, web_settings
+from .security import bearer_token, client_address, is_bearer_request
 from .typed_ext import LoginManager, current_user, login_user, logout_user
-from .users import User, UserExists
+from .users import InvalidInvite, User, UserExists
 
 __all__ = ["admin_required", "bp", "current_user_id", "init_auth", "login_manager", "start_session"]
 
@@ -70,12 +76,9 @@ def _load_from_session(user_id: str) -> User | None:
     return user
 
 
-def _load_from_token(req: Any) -> User | None:
-    header = str(req.headers.get("Authorization", ""))
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return user_store().by_token(token.strip())
+def _load_from_token(_req: Any) -> User | None:
+    token = bearer_token()
+    return user_store().by_token(token) if token else None
 
 
 def _unauthorized() -> BaseResponse:
@@ -120,6 +123,13 @@ def _safe_next(target: str | None) -> str:
     return url_for("pages.generate")
 
 
+def _slow_down(template: str, wait: float, message: str, **context: Any) -> BaseResponse:
+    flash(message, "error")
+    response = current_app.make_response((render_template(template, **context), 429))
+    response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    return response
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> BaseResponse | tuple[str, int] | str:
     """Sign in; the error never says whether the username exists."""
@@ -129,53 +139,77 @@ def login() -> BaseResponse | tuple[str, int] | str:
         return render_template("login.html", next=request.args.get("next", ""))
     username = request.form.get("username", "")[:100]
     password = request.form.get("password", "")[:1000]
-    ip = request.remote_addr or "unknown"
-    limiter = throttle()
-    if limiter.blocked(ip, username):
-        flash("Too many sign-in attempts. Please wait a few minutes and try again.", "error")
-        return render_template(
-            "login.html", next=request.form.get("next", ""), username=username
-        ), 429
+    address = client_address()
+    guard = login_guard()
+    form = {"next": request.form.get("next", ""), "username": username}
+    wait = guard.wait(username, address)
+    if wait > 0:
+        return _slow_down(
+            "login.html",
+            wait,
+            "Too many sign-in attempts. Please wait a little and try again.",
+            **form,
+        )
     user = user_store().authenticate(username, password)
     if user is None:
-        limiter.failed(ip, username)
+        guard.failed(username, address)
         flash("Incorrect username or password.", "error")
-        return render_template(
-            "login.html", next=request.form.get("next", ""), username=username
-        ), 401
-    limiter.succeeded(username)
+        return render_template("login.html", **form), 401
+    guard.succeeded(username, address)
     start_session(user)
     return redirect(_safe_next(request.form.get("next")))
 
 
 @bp.route("/signup", methods=["GET", "POST"])
 def signup() -> BaseResponse | tuple[str, int] | str:
-    """Create an account with the configured starting credits."""
+    """Create an account with the configured starting credits (``off``: no such page)."""
     settings = web_settings()
     if not settings.allow_signup:
         abort(404)
+    credits = int(current_app.config["PLUSHIFY_SIGNUP_CREDITS"])
+    invite_only = settings.signup == "invite"
+    page = {"credits": credits, "invite_only": invite_only}
     if request.method == "GET":
-        return render_template("signup.html", credits=settings.signup_credits)
+        return render_template("signup.html", **page)
     username = request.form.get("username", "")[:100]
     password = request.form.get("password", "")[:1000]
+    invite = request.form.get("invite_code", "")[:100].strip()
+    address = client_address()
+    guard = signup_guard()
+    wait = guard.wait(address)
+    if wait > 0:
+        return _slow_down(
+            "signup.html",
+            wait,
+            "Too many sign-up attempts. Please try again later.",
+            username=username,
+            **page,
+        )
+    guard.attempted(address)
     try:
-        user = user_store().create(username, password)
-    except (UserExists, ValueError) as exc:
+        if invite_only and not invite:
+            raise InvalidInvite("An invite code is needed to sign up.")
+        user = user_store().create(username, password, invite=invite if invite_only else None)
+    except (UserExists, InvalidInvite, ValueError) as exc:
         flash(str(exc), "error")
-        return render_template(
-            "signup.html", credits=settings.signup_credits, username=username
-        ), 400
-    if settings.signup_credits:
-        facade().ledger.grant(user.id, settings.signup_credits, key=f"signup:{user.id}")
+        return render_template("signup.html", username=username, **page), 400
+    if credits:
+        facade().ledger.grant(user.id, credits, key=f"signup:{user.id}")
     start_session(user)
-    flash(f"Welcome, {user.username}! You have {settings.signup_credits} credits to start.", "ok")
+    flash(f"Welcome, {user.username}! You have {credits} credits to start.", "ok")
     return redirect(url_for("pages.generate"))
 
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> BaseResponse:
-    """Sign out: end every session of the user (copied cookies too) and drop this one."""
-    if current_user.is_authenticated and not is_bearer_request():
+    """Sign out. A browser: end every session of the user (copied cookies too). An API client
+    (bearer token): revoke that token (204; 401 if it was not live)."""
+    if is_bearer_request():
+        token = bearer_token()
+        if not token or not user_store().revoke_presented(token):
+            return api_error(401, "unauthorized", "Sign in or send a valid bearer token.")
+        return current_app.response_class(status=204)
+    if current_user.is_authenticated:
         user_store().end_sessions(current_user_id())
     logout_user()
     session.clear()

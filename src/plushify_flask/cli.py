@@ -7,12 +7,15 @@ in-process runner, so it needs no services.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import click
@@ -29,6 +32,9 @@ from .users import User, UserExists, UserStore
 __all__ = ["cli", "demo_command", "serve_command", "users_group"]
 
 DEMO_CREDITS = 10
+DEMO_SIGNUP_CREDITS = 3
+"""What a new account gets on ``demo`` unless ``PLUSHIFY_SIGNUP_CREDITS`` says otherwise
+(``serve`` gives 0: free credits on a public site are for the operator to decide)."""
 
 
 @contextmanager
@@ -47,12 +53,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def _serve(app: Flask, host: str, port: int, threads: int, banner: list[str]) -> None:
     from waitress.server import create_server  # type: ignore[import-untyped]
 
-    server = create_server(app, host=host, port=port, threads=threads)
+    # Waitress buffers a whole body before the app sees it: refuse anything over the upload limit
+    # (plus multipart framing) as soon as its Content-Length is read, not after 1 GiB.
+    server = create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        max_request_body_size=int(app.config["MAX_CONTENT_LENGTH"]),
+    )
     url = f"http://{host}:{server.effective_port}"
     click.echo("")
     click.echo(click.style(f"  Plushify is running at {url}", fg="magenta", bold=True))
     for line in banner:
-        click.echo(f"  {line}")
+        click.echo(f"  {line.replace('{url}', url)}")
     click.echo("  Press Ctrl-C to stop.")
     click.echo("")
     sys.stdout.flush()
@@ -66,20 +80,42 @@ def _serve(app: Flask, host: str, port: int, threads: int, banner: list[str]) ->
 
 
 def _ensure_user(
-    store: UserStore, ledger: CreditLedger, name: str, *, credits: int, admin: bool
-) -> tuple[User, str]:
-    """Create ``name`` (or reset its password) and grant its starting credits once."""
-    password = secrets.token_urlsafe(9)
+    store: UserStore,
+    ledger: CreditLedger,
+    name: str,
+    password: str,
+    *,
+    credits: int,
+    admin: bool,
+) -> User:
+    """Create ``name`` (or set its password) and grant its starting credits once."""
     user = store.by_name(name)
     if user is None:
         user = store.create(name, password, is_admin=admin)
-    else:
+    elif not store.authenticate(name, password):
         store.set_password(user.id, password)
-        if admin and not user.is_admin:
-            store.set_admin(user.id, True)
+    if admin and not user.is_admin:
+        store.set_admin(user.id, True)
     if credits:
         ledger.grant(user.id, credits, key=f"demo:{user.id}:starting-credits")
-    return user, password
+    return user
+
+
+def _demo_passwords(data_dir: Path) -> dict[str, str]:
+    """The demo accounts' passwords, made once and kept (mode 0600) beside the demo's data."""
+    path = data_dir / "demo-passwords.json"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = {}
+    names = ("demo", "admin")
+    if not isinstance(saved, dict) or not all(isinstance(saved.get(n), str) for n in names):
+        saved = {n: secrets.token_urlsafe(9) for n in names}
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(saved, out)
+    return {n: str(saved[n]) for n in names}
 
 
 @click.command("demo")
@@ -87,6 +123,9 @@ def _ensure_user(
 @click.option("--port", default=8000, show_default=True, type=int, help="Port (0: any free).")
 def demo_command(host: str, port: int) -> None:
     """Run the whole site in one process: web app, in-process runner, SQLite, local files."""
+    # A parent that ignores SIGINT (a background shell, some runners) passes that on; the demo
+    # must still stop on Ctrl-C, so it takes back Python's own handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from plushify_core.facade import Plushify
     from plushify_core.logs import setup_logging
 
@@ -109,10 +148,13 @@ def demo_command(host: str, port: int) -> None:
         plushify = Plushify.from_settings(settings)
     except PlushifyError as exc:
         raise click.ClickException(exc.message) from exc
-    app = create_app({"PLUSHIFY_FACADE": plushify})
+    app = create_app({"PLUSHIFY_FACADE": plushify, "PLUSHIFY_SIGNUP_CREDITS": DEMO_SIGNUP_CREDITS})
     store: UserStore = app.extensions["plushify_users"]
-    demo, demo_pw = _ensure_user(store, plushify.ledger, "demo", credits=DEMO_CREDITS, admin=False)
-    admin, admin_pw = _ensure_user(store, plushify.ledger, "admin", credits=0, admin=True)
+    passwords = _demo_passwords(data_dir)
+    demo = _ensure_user(
+        store, plushify.ledger, "demo", passwords["demo"], credits=DEMO_CREDITS, admin=False
+    )
+    admin = _ensure_user(store, plushify.ledger, "admin", passwords["admin"], credits=0, admin=True)
     plushify.start()
     try:
         _serve(
@@ -121,11 +163,16 @@ def demo_command(host: str, port: int) -> None:
             port,
             threads=8,
             banner=[
-                f"Sign in as    {demo.username} / {demo_pw}   ({DEMO_CREDITS} credits to start)",
-                f"Admin         {admin.username} / {admin_pw}   (runs dashboard)",
+                f"Sign in as    {demo.username} / {passwords['demo']}   "
+                f"({DEMO_CREDITS} credits to start)",
+                f"Admin         {admin.username} / {passwords['admin']}   "
+                "(runs dashboard: {url}/admin/runs)",
                 f"Data          {data_dir}   model: {settings.model}",
+                f"Passwords     kept in {data_dir / 'demo-passwords.json'}",
             ],
         )
+    except KeyboardInterrupt:
+        pass  # Ctrl-C before the server's loop began: stop the same way
     finally:
         click.echo("Stopping: letting running steps finish…")
         plushify.stop(drain=True)
@@ -202,7 +249,7 @@ def create_user(name: str, password: str | None, credits: int | None, admin: boo
         user = store.create(name, chosen, is_admin=admin)
     except (UserExists, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    amount = WebSettings().signup_credits if credits is None else credits
+    amount = WebSettings().starting_credits(0) if credits is None else credits
     if amount:
         ledger.grant(user.id, amount, key=f"signup:{user.id}")
     role = "admin" if admin else "user"
@@ -213,13 +260,39 @@ def create_user(name: str, password: str | None, credits: int | None, admin: boo
 
 @users_group.command("token")
 @click.argument("name")
-def token(name: str) -> None:
+@click.option(
+    "--expires-in-days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Lifetime in days; 0: never expires (default: PLUSHIFY_TOKEN_DAYS).",
+)
+@click.option("--label", default="cli", show_default=True, help="Shown in the owner's list.")
+def token(name: str, expires_in_days: int | None, label: str) -> None:
     """Print a new API bearer token for NAME (shown once; only its hash is stored)."""
     store, _ = _accounts()
     user = store.by_name(name)
     if user is None:
         raise click.ClickException(f"no user named {name!r}")
-    click.echo(store.issue_token(user.id))
+    days = WebSettings().token_days if expires_in_days is None else expires_in_days
+    lifetime = timedelta(days=days) if days else None
+    click.echo(store.issue_token(user.id, label=label, expires_in=lifetime))
+
+
+@users_group.command("invite")
+@click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True)
+@click.option(
+    "--expires-in-days",
+    type=click.IntRange(min=0),
+    default=14,
+    show_default=True,
+    help="Days the codes stay valid; 0: no expiry.",
+)
+def invite(count: int, expires_in_days: int) -> None:
+    """Print single-use sign-up codes (for PLUSHIFY_SIGNUP=invite; only hashes are stored)."""
+    store, _ = _accounts()
+    lifetime = timedelta(days=expires_in_days) if expires_in_days else None
+    for _ in range(count):
+        click.echo(store.create_invite(expires_in=lifetime))
 
 
 @users_group.command("revoke")

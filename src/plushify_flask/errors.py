@@ -1,7 +1,9 @@
 """One place that turns every error into an answer: JSON for the API, a page for browsers.
 
 Library errors map to HTTP statuses here and nowhere else; unexpected exceptions are logged and
-answered with a generic message, never a stack trace.
+answered with a generic message, never a stack trace. A database that cannot take a write right
+now (SQLite's disk full or locked, PostgreSQL unreachable) is a 503 to try again, like a storage
+outage, not a 500; so is a server too busy hashing passwords.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from plushify_core.errors import (
@@ -24,10 +27,12 @@ from plushify_core.errors import (
     TooManyInProgress,
 )
 
+from .forms import FormTooComplex
+from .hashing import HashingBusy
 from .security import is_bearer_request
 from .typed_ext import CSRFError
 
-__all__ = ["api_error", "init_errors", "status_for"]
+__all__ = ["api_error", "database_unavailable", "init_errors", "status_for"]
 
 _STATUS: list[tuple[type[PlushifyError], int]] = [
     (InsufficientCredits, 402),
@@ -63,6 +68,7 @@ _TITLES = {
 }
 
 _STORAGE_DOWN = "Storage is unavailable right now. Please try again in a moment."
+_DATABASE_DOWN = "The database cannot take changes right now. Please try again in a moment."
 
 
 def status_for(exc: PlushifyError) -> int:
@@ -75,6 +81,20 @@ def status_for(exc: PlushifyError) -> int:
         if isinstance(exc, cls):
             return status
     return 500
+
+
+def database_unavailable(exc: OperationalError) -> bool:
+    """Whether a database error is a passing condition (disk full, busy, connection lost).
+
+    SQLite reports a bug in the query (no such table or column) as an ``OperationalError`` too,
+    with the generic ``SQLITE_ERROR`` code: that stays a 500.
+    """
+    if exc.connection_invalidated:
+        return True
+    name = getattr(exc.orig, "sqlite_errorname", None)
+    if name is None:
+        return True  # PostgreSQL: OperationalError is the driver's connection-level failure
+    return str(name) != "SQLITE_ERROR"
 
 
 def _wants_json() -> bool:
@@ -123,6 +143,30 @@ def init_errors(app: Flask) -> None:
             return api_error(status, exc.code, exc.message)
         return _page(status, exc.message)
 
+    def _unavailable(code: str, message: str, retry_after: int) -> Response | tuple[str, int]:
+        if _wants_json():
+            response = api_error(503, code, message)
+            response.headers["Retry-After"] = str(retry_after)
+            return response
+        html, status = _page(503, message)
+        page = app.make_response((html, status))
+        page.headers["Retry-After"] = str(retry_after)
+        return page
+
+    @app.errorhandler(OperationalError)
+    def _database_error(exc: OperationalError) -> Response | tuple[str, int]:
+        if not database_unavailable(exc):
+            app.logger.exception("unexpected database error")
+            return _internal()
+        # Full disk, a lock held too long, a lost connection: the write did not happen (its
+        # transaction rolled back), so the client may simply try again.
+        app.logger.warning("database unavailable: %s", exc.orig)
+        return _unavailable("database_unavailable", _DATABASE_DOWN, 5)
+
+    @app.errorhandler(HashingBusy)
+    def _busy(exc: HashingBusy) -> Response | tuple[str, int]:
+        return _unavailable(HashingBusy.code, HashingBusy.message, 1)
+
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Response | tuple[str, int]:
         message = "Your session expired or the form is stale. Reload the page and try again."
@@ -140,8 +184,11 @@ def init_errors(app: Flask) -> None:
             405: "That method is not allowed here.",
             413: "The upload is larger than the limit.",
         }.get(status, exc.description or "Bad request.")
+        code = _HTTP_CODES.get(status, "error")
+        if isinstance(exc, FormTooComplex):
+            message, code = str(exc.description), exc.code_name
         if _wants_json():
-            response = api_error(status, _HTTP_CODES.get(status, "error"), message)
+            response = api_error(status, code, message)
             allowed = getattr(exc, "valid_methods", None)
             if status == 405 and allowed:
                 response.headers["Allow"] = ", ".join(allowed)

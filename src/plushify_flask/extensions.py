@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, cast
 from flask import current_app
 
 from .config import WebSettings
-from .security import LoginThrottle
+from .login_guard import LoginGuard
+from .signup_guard import SignupGuard
 from .users import UserStore
 
 if TYPE_CHECKING:
     from plushify_core.facade import Plushify
 
-__all__ = ["facade", "throttle", "user_store", "web_settings"]
+__all__ = ["facade", "login_guard", "signup_guard", "user_store", "web_settings"]
 
 
 def facade() -> Plushify:
@@ -31,6 +32,11 @@ def web_settings() -> WebSettings:
     return cast(WebSettings, current_app.extensions["plushify_web"])
 
 
-def throttle() -> LoginThrottle:
-    """The login throttle of the current app."""
-    return cast(LoginThrottle, current_app.extensions["plushify_throttle"])
+def login_guard() -> LoginGuard:
+    """The login throttle of the current app (counters in the database)."""
+    return cast(LoginGuard, current_app.extensions["plushify_login_guard"])
+
+
+def signup_guard() -> SignupGuard:
+    """The sign-up throttle of the current app (counters in the database)."""
+    return cast(SignupGuard, current_app.extensions["plushify_signup_guard"])

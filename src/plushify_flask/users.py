@@ -11,34 +11,41 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from werkzeug.security import check_password_hash, generate_password_hash
 
-from plushify_core.clock import utcnow
+from plushify_core.clock import Clock, SystemClock, utcnow
 from plushify_core.database import transaction
 from plushify_core.ids import new_id
 from plushify_core.schema import UTCDateTime
 
+from .hashing import PasswordHasher
+
 __all__ = [
+    "INVITE_PREFIX",
     "TOKEN_PREFIX",
+    "InvalidInvite",
+    "TokenInfo",
     "User",
     "UserExists",
     "UserStore",
     "api_tokens",
+    "invites",
+    "known_addresses",
     "metadata",
     "normalise_username",
+    "throttle_events",
     "users",
 ]
 
 TOKEN_PREFIX = "plsh_"  # noqa: S105 - a public marker, not a secret
+INVITE_PREFIX = "inv_"
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
-# Checked against when a username is unknown, so a miss costs as much time as a wrong password.
-_DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
+_TAKEN = "That username is not available. Please choose another."
 
 metadata = sa.MetaData()
 """The app's own tables; created next to the library's schema by :meth:`UserStore.create_schema`."""
@@ -67,12 +74,63 @@ api_tokens = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime, nullable=True),
+    # Added with self-service tokens; older databases need them added (see create_schema).
+    sa.Column("label", sa.String(100), nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
 )
-"""Bearer tokens for API clients; only their SHA-256 is stored."""
+"""Bearer tokens for API clients; only their SHA-256 is stored. ``expires_at`` NULL: no expiry."""
+
+throttle_events = sa.Table(
+    "throttle_events",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("bucket", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_throttle_events_bucket_at", "bucket", "at"),
+    sa.Index("ix_throttle_events_at", "at"),
+)
+"""One row per counted attempt (failed login, sign-up); ``bucket`` is a keyed hash of what it
+counts against (an address, a username, both), so the table holds no addresses or names."""
+
+known_addresses = sa.Table(
+    "known_addresses",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("address", sa.String(64), primary_key=True),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+)
+"""Addresses an account signed in from (both keyed hashes): its owner is let through while
+guessing from elsewhere slows the account down."""
+
+invites = sa.Table(
+    "invites",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("used_at", UTCDateTime, nullable=True),
+    sa.Column("used_by", sa.String(64), nullable=True),
+)
+"""Single-use sign-up codes (``PLUSHIFY_SIGNUP=invite``); only their SHA-256 is stored."""
 
 
 class UserExists(ValueError):
-    """A user with that name already exists."""
+    """A user with that name already exists (the message does not repeat the name)."""
+
+
+class InvalidInvite(ValueError):
+    """The invite code is unknown, used or expired."""
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """One API token as its owner may see it (never the token itself)."""
+
+    id: str
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -120,45 +178,95 @@ def _user(row: sa.Row[Any]) -> User:
 
 
 class UserStore:
-    """Users and tokens in the facade's database."""
+    """Users, tokens and invites in the facade's database.
 
-    def __init__(self, engine: Engine) -> None:
+    Passwords are hashed by ``hasher`` (bounded concurrency); ``clock`` dates tokens and invites.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        hasher: PasswordHasher | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.engine = engine
+        self.hasher = hasher or PasswordHasher()
+        self.clock: Clock = clock or SystemClock()
 
     def create_schema(self) -> None:
-        """Create the app's tables if missing and add columns newer than the database; idempotent.
+        """Create the app's tables in a fresh database, or check they are at this code's revision.
 
-        ``create_all`` never alters an existing table, so a database made by an older release
-        gets ``users.session_epoch`` here (every existing user starts at epoch 0).
+        Safe from many processes at once; an older database raises
+        :class:`~plushify_core.errors.SchemaVersionError` naming ``plushify db upgrade``. The
+        tables' revisions are in :mod:`plushify_flask.migrations`, apart from the library's.
         """
-        metadata.create_all(self.engine, checkfirst=True)
-        columns = {c["name"] for c in sa.inspect(self.engine).get_columns(users.name)}
-        if "session_epoch" not in columns:
-            with transaction(self.engine) as conn:
-                conn.exec_driver_sql(
-                    "ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0"
-                )
+        # Imported here: the migrations package describes this module's tables, so it imports it.
+        from plushify_core.database import create_schema
 
-    def create(self, username: str, password: str, *, is_admin: bool = False) -> User:
-        """Add a user; raises :class:`UserExists` or ``ValueError`` for a bad name/password."""
+        from .migrations import WEB_SCHEMA
+
+        create_schema(self.engine, WEB_SCHEMA)
+
+    def create(
+        self, username: str, password: str, *, is_admin: bool = False, invite: str | None = None
+    ) -> User:
+        """Add a user; raises :class:`UserExists` or ``ValueError`` for a bad name/password.
+
+        With ``invite`` the code is consumed in the same transaction (:class:`InvalidInvite` if
+        it is unknown, used or expired; nothing is created then). The password is hashed before
+        the name is checked, so a taken name costs the same time as a new one.
+        """
         name = normalise_username(username)
         if len(password) < 8:
             raise ValueError("Passwords need at least 8 characters.")
+        password_hash = self.hasher.hash(password)
         user = User(id=new_id(), username=name, is_admin=is_admin, created_at=utcnow())
         try:
             with transaction(self.engine) as conn:
+                if invite is not None:
+                    self._use_invite(conn, invite, user.id)
                 conn.execute(
                     sa.insert(users).values(
                         id=user.id,
                         username=name,
-                        password_hash=generate_password_hash(password),
+                        password_hash=password_hash,
                         is_admin=is_admin,
                         created_at=user.created_at,
                     )
                 )
         except IntegrityError as exc:
-            raise UserExists(f"The username {name!r} is taken.") from exc
+            raise UserExists(_TAKEN) from exc
         return user
+
+    def _use_invite(self, conn: sa.Connection, code: str, user_id: str) -> None:
+        now = self.clock.now()
+        used = conn.execute(
+            sa.update(invites)
+            .where(
+                invites.c.code_hash == _hash_token(code.strip()),
+                invites.c.used_at.is_(None),
+                sa.or_(invites.c.expires_at.is_(None), invites.c.expires_at > now),
+            )
+            .values(used_at=now, used_by=user_id)
+        )
+        if used.rowcount != 1:  # unknown, already used (maybe just now) or expired
+            raise InvalidInvite("That invite code is not valid. Ask for a new one.")
+
+    def create_invite(self, *, expires_in: timedelta | None = None) -> str:
+        """A new single-use sign-up code, returned once (only its hash is stored)."""
+        code = INVITE_PREFIX + secrets.token_urlsafe(12)
+        now = self.clock.now()
+        with transaction(self.engine) as conn:
+            conn.execute(
+                sa.insert(invites).values(
+                    id=new_id(),
+                    code_hash=_hash_token(code),
+                    created_at=now,
+                    expires_at=now + expires_in if expires_in else None,
+                )
+            )
+        return code
 
     def set_password(self, user_id: str, password: str) -> None:
         """Replace a user's password and end their browser sessions (an old cookie must not
@@ -170,7 +278,7 @@ class UserStore:
                 sa.update(users)
                 .where(users.c.id == user_id)
                 .values(
-                    password_hash=generate_password_hash(password),
+                    password_hash=self.hasher.hash(password),
                     session_epoch=users.c.session_epoch + 1,
                 )
             )
@@ -224,23 +332,89 @@ class UserStore:
             name = ""
         with transaction(self.engine, write=False) as conn:
             row = conn.execute(sa.select(users).where(users.c.username == name)).first()
-        if row is None:
-            check_password_hash(_DUMMY_HASH, password)
-            return None
-        if not check_password_hash(str(row._mapping["password_hash"]), password):
+        stored = None if row is None else str(row._mapping["password_hash"])
+        if not self.hasher.verify(stored, password) or row is None:
             return None
         return _user(row)
 
-    def issue_token(self, user_id: str) -> str:
-        """A new bearer token for the user; the plain token is returned once and never stored."""
+    def issue_token(
+        self, user_id: str, *, label: str = "", expires_in: timedelta | None = None
+    ) -> str:
+        """A new bearer token for the user; the plain token is returned once and never stored.
+
+        ``expires_in`` ``None`` makes a token that lasts until revoked.
+        """
+        return self.create_token(user_id, label=label, expires_in=expires_in)[0]
+
+    def create_token(
+        self, user_id: str, *, label: str = "", expires_in: timedelta | None = None
+    ) -> tuple[str, TokenInfo]:
+        """Like :meth:`issue_token`, with what the owner may see of the new token."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = self.clock.now()
+        info = TokenInfo(
+            id=new_id(),
+            label=label.strip()[:100],
+            created_at=now,
+            expires_at=now + expires_in if expires_in else None,
+        )
         with transaction(self.engine) as conn:
             conn.execute(
                 sa.insert(api_tokens).values(
-                    id=new_id(), user_id=user_id, token_hash=_hash_token(token), created_at=utcnow()
+                    id=info.id,
+                    user_id=user_id,
+                    token_hash=_hash_token(token),
+                    created_at=now,
+                    label=info.label or None,
+                    expires_at=info.expires_at,
                 )
             )
-        return token
+        return token, info
+
+    def _live(self) -> sa.ColumnElement[bool]:
+        now = self.clock.now()
+        return sa.and_(
+            api_tokens.c.revoked_at.is_(None),
+            sa.or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > now),
+        )
+
+    def tokens(self, user_id: str) -> list[TokenInfo]:
+        """The user's live (unrevoked, unexpired) tokens, newest first."""
+        with transaction(self.engine, write=False) as conn:
+            rows = conn.execute(
+                sa.select(api_tokens)
+                .where(api_tokens.c.user_id == user_id, self._live())
+                .order_by(api_tokens.c.created_at.desc(), api_tokens.c.id)
+            ).all()
+        return [
+            TokenInfo(
+                id=str(r.id),
+                label=str(r.label or ""),
+                created_at=r.created_at,
+                expires_at=r.expires_at,
+            )
+            for r in rows
+        ]
+
+    def revoke_token(self, user_id: str, token_id: str) -> bool:
+        """Revoke one live token of the user; ``False`` if it is not theirs or not live."""
+        with transaction(self.engine) as conn:
+            result = conn.execute(
+                sa.update(api_tokens)
+                .where(api_tokens.c.id == token_id, api_tokens.c.user_id == user_id, self._live())
+                .values(revoked_at=self.clock.now())
+            )
+        return int(result.rowcount) == 1
+
+    def revoke_presented(self, token: str) -> bool:
+        """Revoke the token itself (logout with a bearer token); ``False`` if not live."""
+        with transaction(self.engine) as conn:
+            result = conn.execute(
+                sa.update(api_tokens)
+                .where(api_tokens.c.token_hash == _hash_token(token), self._live())
+                .values(revoked_at=self.clock.now())
+            )
+        return int(result.rowcount) == 1
 
     def revoke_tokens(self, user_id: str) -> int:
         """Revoke every live token of the user; returns how many."""
@@ -248,12 +422,12 @@ class UserStore:
             result = conn.execute(
                 sa.update(api_tokens)
                 .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
+                .values(revoked_at=self.clock.now())
             )
         return int(result.rowcount)
 
     def by_token(self, token: str) -> User | None:
-        """The owner of a live token, or ``None`` for an unknown or revoked one."""
+        """The owner of a live token, or ``None`` for an unknown, revoked or expired one."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         with transaction(self.engine, write=False) as conn:
@@ -261,6 +435,6 @@ class UserStore:
                 sa.select(users)
                 .join(api_tokens, api_tokens.c.user_id == users.c.id)
                 .where(api_tokens.c.token_hash == _hash_token(token))
-                .where(api_tokens.c.revoked_at.is_(None))
+                .where(self._live())
             ).first()
         return _user(row) if row else None
