@@ -1,7 +1,9 @@
-"""The test matrix. ``nox`` runs every test session; ``demo`` and ``bench`` run only by name."""
+"""The test matrix. ``nox`` runs every test session; ``demo``, ``screenshots`` and ``bench`` run
+only by name."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -104,14 +106,27 @@ def dramatiq(session: nox.Session, broker: str) -> None:
     )
 
 
+E2E_INSTALL = ("playwright>=1.45", "pytest-playwright>=0.5", f"-e{ROOT / BACKENDS['local']}")
+
+
 @nox.session
 def e2e(session: nox.Session) -> None:
-    """The reference app in a real browser (Debian's Chromium through Playwright)."""
+    """The reference app in a real browser (Debian's Chromium through Playwright).
+
+    Screenshots go to the ignored ``tests/e2e/screenshots/``; ``docs/images`` is never touched.
+    """
+    run_tests(session, "tests/e2e", install=E2E_INSTALL, pytest_args=("-m", "e2e"))
+
+
+@nox.session
+def screenshots(session: nox.Session) -> None:
+    """Refresh the screenshots in ``docs/images`` on purpose (never part of the default run)."""
     run_tests(
         session,
         "tests/e2e",
-        install=("playwright>=1.45", "pytest-playwright>=0.5", f"-e{ROOT / BACKENDS['local']}"),
-        pytest_args=("-m", "e2e"),
+        install=E2E_INSTALL,
+        pytest_args=("-m", "e2e", "-k", "screenshots"),
+        env={"PLUSHIFY_SCREENSHOTS_DIR": str(ROOT / "docs" / "images")},
     )
 
 
@@ -132,10 +147,39 @@ def typing(session: nox.Session) -> None:
     session.run("mypy", *srcs)
 
 
-@nox.session
+# The demo needs only the web app and the offline model: no dev tools, PostgreSQL or S3 drivers.
+DEMO_INSTALL = (f"-e{ROOT}[web]", f"-e{ROOT / BACKENDS['local']}")
+
+
+def _requirements_stamp() -> str:
+    """A digest of what decides the demo's environment (its packages' pyproject.toml files)."""
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", ROOT / BACKENDS["local"] / "pyproject.toml"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@nox.session(reuse_venv=True)
 def demo(session: nox.Session) -> None:
-    """Start the reference site with the offline model: no services, no API key."""
-    session.install(CORE, f"-e{ROOT / BACKENDS['local']}")
+    """Start the reference site with the offline model: no services, no API key.
+
+    The environment is kept between starts and installed again only when a ``pyproject.toml``
+    changed (the packages are editable, so code changes need no reinstall).
+    """
+    location = getattr(session.virtualenv, "location", None)
+    marker = Path(location) / ".plushify-demo" if location else None
+    stamp = _requirements_stamp()
+    if marker is not None and marker.exists() and marker.read_text() == stamp:
+        session.log("Plushify is already installed in this environment; starting the demo.")
+    else:
+        session.log(
+            "Installing Plushify's web app and offline model into .nox/demo "
+            "(first start only; about a minute)..."
+        )
+        session.install(*DEMO_INSTALL)
+        if marker is not None:
+            marker.write_text(stamp)
+        session.log("Installed. Starting the demo (the model loads in a few seconds)...")
     session.run("plushify", "demo", *session.posargs)
 
 

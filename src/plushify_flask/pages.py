@@ -1,18 +1,23 @@
-"""The pages people use: create a plushie, and the gallery of everything they made."""
+"""The pages people use: create a plushie, the gallery, and one generation's own page."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, Response, current_app, render_template
+
+from plushify_core.errors import NotFound
+from plushify_core.generations import Generation
 
 from .api import checked_id
 from .auth import current_user_id
 from .extensions import facade
+from .presenters import download_name, generation_history, status_counts
 from .typed_ext import login_required
 
 __all__ = ["bp"]
 
 bp = Blueprint("pages", __name__)
-"""Routes: ``/`` (generate), ``/gallery``, ``/gallery/cards/<id>`` (one card, for refreshes)."""
+"""Routes: ``/`` (generate), ``/gallery``, ``/gallery/cards/<id>`` (one card, for refreshes),
+``/g/<id>`` (one generation) and ``/g/<id>/download`` (its plushie as an attachment)."""
 
 _ACCEPT = "image/jpeg,image/png,image/webp,image/gif"
 
@@ -40,13 +45,10 @@ def generate() -> str:
 def gallery() -> str:
     """Every generation of the user, newest first, with its status."""
     gens = facade().list(current_user_id(), limit=200)
-    counts = {
-        s: sum(1 for g in gens if g.status == s) for s in ("processing", "completed", "failed")
-    }
     return render_template(
         "gallery.html",
         generations=gens,
-        counts=counts,
+        counts=status_counts(gens),
         poll_interval=current_app.config["PLUSHIFY_POLL_INTERVAL_MS"],
     )
 
@@ -57,3 +59,46 @@ def card(generation_id: str) -> str:
     """One gallery card as an HTML fragment, so the page can refresh a card in place."""
     gen = facade().get(current_user_id(), checked_id(generation_id))
     return render_template("_card.html", gen=gen)
+
+
+def _own(generation_id: str) -> Generation:
+    # Another user's id is NotFound, answered exactly like an id that never existed.
+    return facade().get(current_user_id(), checked_id(generation_id))
+
+
+@bp.get("/g/<generation_id>")
+@login_required
+def generation(generation_id: str) -> str:
+    """One generation: both images in full, what happened when, and what can be done next."""
+    gen = _own(generation_id)
+    run = None
+    if gen.run_id:
+        try:
+            run = facade().engine.get_run(gen.run_id)
+        except NotFound:  # a run pruned by an operator: the page still shows the generation
+            run = None
+    return render_template(
+        "generation.html",
+        gen=gen,
+        history=generation_history(gen, run),
+        download_name=download_name(gen, "image/png"),
+        poll_interval=current_app.config["PLUSHIFY_POLL_INTERVAL_MS"],
+    )
+
+
+@bp.get("/g/<generation_id>/download")
+@login_required
+def download(generation_id: str) -> Response:
+    """The finished plushie as an attachment named ``plushie-<date>.<ext>``."""
+    gen = _own(generation_id)
+    if gen.status != "completed":
+        raise NotFound("This generation has no plushie yet.")
+    data, content_type = facade().image(gen.user_id, gen.id, "plushie")
+    name = download_name(gen, content_type)
+    if not name.endswith((".png", ".jpg", ".webp")):
+        content_type = "application/octet-stream"  # never let stored bytes pick their own type
+    response = Response(data, mimetype=content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Flask, url_for
 
@@ -14,13 +16,21 @@ from .extensions import facade, web_settings
 from .typed_ext import current_user
 
 __all__ = [
+    "STATUSES",
     "STEP_LABELS",
     "STEP_ORDER",
+    "HistoryEntry",
+    "download_name",
+    "generation_history",
     "generation_json",
     "init_presenters",
     "iso",
+    "status_counts",
     "step_label",
 ]
+
+STATUSES = ("processing", "completed", "failed", "cancelled")
+"""Every status a generation can have, in the order the gallery's filters show them."""
 
 STEP_ORDER = list(STEPS)
 """The pipeline's steps in the order they run."""
@@ -66,6 +76,92 @@ def generation_json(gen: Generation) -> dict[str, Any]:
     return data
 
 
+def status_counts(gens: Iterable[Generation]) -> dict[str, int]:
+    """How many generations have each status (every status present, zero included)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for gen in gens:
+        counts[gen.status] = counts.get(gen.status, 0) + 1
+    return counts
+
+
+_EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+def download_name(gen: Generation, content_type: str) -> str:
+    """``plushie-2026-12-01.png``: the day it was made, not an id nobody can read."""
+    day = gen.created_at.astimezone(UTC).strftime("%Y-%m-%d")
+    return f"plushie-{day}.{_EXT.get(content_type, 'bin')}"
+
+
+class _Step(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+    @property
+    def duration_ms(self) -> int | None: ...
+
+
+class _Run(Protocol):
+    """What the history reads of a run (the engine's run detail record)."""
+
+    @property
+    def steps(self) -> Sequence[_Step]: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of a generation's history as its owner sees it (never internal error text)."""
+
+    label: str
+    state: str
+    """``done``, ``running``, ``retried``, ``failed``, ``cancelled`` or ``waiting``."""
+    at: datetime | None = None
+    note: str = ""
+
+
+def generation_history(gen: Generation, run: _Run | None) -> list[HistoryEntry]:
+    """What happened to a generation, oldest first: upload, each step, and how it ended."""
+    entries = [HistoryEntry("Photo received", "done", gen.created_at)]
+    steps = {s.name: s for s in run.steps} if run is not None else {}
+    for name in STEP_ORDER:
+        step = steps.get(name)
+        if step is None:
+            continue
+        retries = step.attempts - 1
+        note = f"{step.attempts} attempts" if retries > 0 else ""
+        if step.status == "completed":
+            state, at = "done", step.finished_at
+            if step.duration_ms is not None:
+                note = ", ".join(filter(None, [_duration(step.duration_ms), note]))
+        elif step.status == "failed" and gen.status != "processing":
+            state, at = "failed", step.finished_at
+        elif gen.status == "processing":
+            state, at = ("retried" if retries > 0 else "running"), step.started_at
+        else:  # interrupted by a cancel
+            state, at = "cancelled", step.started_at
+        entries.append(HistoryEntry(STEP_LABELS[name], state, at, note))
+    end = run.finished_at if run is not None and run.finished_at else gen.updated_at
+    if gen.status == "completed":
+        entries.append(HistoryEntry("Plushie ready — one credit charged", "done", end))
+    elif gen.status == "failed":
+        reason = gen.error or "Something went wrong."
+        entries.append(HistoryEntry("Failed — no credit charged", "failed", end, reason))
+    elif gen.status == "cancelled":
+        entries.append(HistoryEntry("Cancelled — the credit was released", "cancelled", end))
+    elif not steps:
+        entries.append(HistoryEntry("Waiting for a free worker", "waiting"))
+    return entries
+
+
 def _ago(value: datetime | None) -> str:
     if value is None:
         return ""
@@ -77,6 +173,14 @@ def _ago(value: datetime | None) -> str:
             n = round(seconds / size)
             return f"{n} {unit}{'s' if n != 1 else ''} ago"
     return "just now"
+
+
+def _when(value: datetime | None) -> str:
+    """``1 Dec 2026, 06:12 UTC``: the exact moment, for tooltips."""
+    if value is None:
+        return ""
+    v = value.astimezone(UTC)
+    return f"{v.day} {v:%b %Y, %H:%M} UTC"
 
 
 def _duration(ms: int | None) -> str:
@@ -105,6 +209,7 @@ def init_presenters(app: Flask) -> None:
     app.add_template_filter(_duration, "duration")
     app.add_template_filter(_run_took, "run_took")
     app.add_template_filter(lambda d: d.strftime("%H:%M:%S") if d else "", "clock")
+    app.add_template_filter(_when, "when")
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

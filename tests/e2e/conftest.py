@@ -2,17 +2,26 @@
 
 Playwright is told where Chromium lives (``playwright install`` is never run: it downloads
 browsers). A missing Chromium or Playwright skips locally and fails on CI.
+
+Every page a test opens is watched: a console error, an uncaught exception or an unhandled
+promise rejection fails the test, unless the test declared it expected (``browser_errors.allow``).
+Screenshots go to the ignored ``tests/e2e/screenshots/``; ``nox -s screenshots`` points
+``PLUSHIFY_SCREENSHOTS_DIR`` at ``docs/images`` to refresh the documentation's pictures.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from browser_support import BrowserErrors
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 CHROMIUM = os.environ.get("PLUSHIFY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -56,9 +65,42 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
+@pytest.fixture(autouse=True)
+def browser_errors(request: pytest.FixtureRequest) -> Iterator[BrowserErrors]:
+    """Fails the test on any browser error it did not declare expected."""
+    errors = BrowserErrors()
+    if "context" in request.fixturenames:
+        errors.watch(request.getfixturevalue("context"))
+    yield errors
+    unexpected = errors.unexpected()
+    if unexpected:
+        pytest.fail("browser errors:\n" + "\n".join(unexpected), pytrace=False)
+
+
 @pytest.fixture
-def docs_images() -> Iterator[Path]:
-    """Where the screenshots for the documentation go."""
-    path = Path(__file__).resolve().parents[2] / "docs" / "images"
+def open_page(browser: Browser, browser_errors: BrowserErrors) -> Iterator[Callable[..., Page]]:
+    """``open_page(width=1280, height=860, touch=False)``: a page in a fresh context (its own
+    cookies), watched for browser errors like the default ``page``."""
+    contexts: list[BrowserContext] = []
+
+    def make(width: int = 1280, height: int = 860, touch: bool = False) -> Page:
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, has_touch=touch, is_mobile=touch
+        )
+        contexts.append(context)
+        browser_errors.watch(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def screenshots() -> Path:
+    """Where screenshots go: the ignored ``tests/e2e/screenshots`` unless the ``screenshots``
+    nox session names the documentation's folder."""
+    default = Path(__file__).resolve().parent / "screenshots"
+    path = Path(os.environ.get("PLUSHIFY_SCREENSHOTS_DIR") or default)
     path.mkdir(parents=True, exist_ok=True)
-    yield path
+    return path

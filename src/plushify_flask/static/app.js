@@ -41,6 +41,27 @@ function formatBytes(n) {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
+/** "just now", "3 minutes ago": the same wording as the server's ``ago`` filter. */
+function ago(date, now = Date.now()) {
+  const seconds = Math.round((now - date.getTime()) / 1000);
+  if (seconds < 45) return "just now";
+  for (const [size, unit] of [[86400, "day"], [3600, "hour"], [60, "minute"]]) {
+    if (seconds >= size) {
+      const n = Math.round(seconds / size);
+      return `${n} ${unit}${n !== 1 ? "s" : ""} ago`;
+    }
+  }
+  return "just now";
+}
+
+/** Repaint every <time data-ago> so "just now" becomes "2 minutes ago" while the page is open. */
+function refreshTimes(root = document) {
+  root.querySelectorAll("time[data-ago]").forEach((el) => {
+    const when = new Date(el.getAttribute("datetime"));
+    if (!Number.isNaN(when.getTime())) el.textContent = ago(when);
+  });
+}
+
 const ICONS = {
   ok: '<svg class="icon toast-icon" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M20 6 9 17l-5-5"/></svg>',
   error: '<svg class="icon toast-icon" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><circle cx="12" cy="12" r="9"/><path d="M12 8v5M12 16h.01"/></svg>',
@@ -110,6 +131,7 @@ function paintCredits({ credits, in_use: inUse, available }) {
     el.dataset.available = available;
     el.title = `${available} available (${inUse} in use)`;
     el.querySelector("[data-credits-available]").textContent = available;
+    el.querySelector("[data-credits-in-use]").textContent = inUse;
     const exhausted = available === 0 && inUse > 0;
     el.classList.toggle("credits-exhausted", exhausted);
     el.querySelector("[data-credits-warning]").hidden = !exhausted;
@@ -215,6 +237,17 @@ document.addEventListener("input", (e) => {
   if (e.target.matches?.(".compare-range")) setCompare(e.target);
 });
 
+// The result panel's comparison takes the photo's own shape, so nothing is cropped away.
+function fitCompare(img) {
+  const box = img.closest(".compare-natural");
+  if (box && img.naturalWidth && img.naturalHeight) {
+    box.style.aspectRatio = `${img.naturalWidth} / ${img.naturalHeight}`;
+  }
+}
+document.addEventListener("load", (e) => {
+  if (e.target.matches?.(".compare-natural .compare-before")) fitCompare(e.target);
+}, true);
+
 // --- generate page ------------------------------------------------------------------------
 
 function initGenerate() {
@@ -260,7 +293,37 @@ function initGenerate() {
     fileError.hidden = !message;
   }
 
+  // A file is accepted only once the browser has decoded it: a text file named .jpg gets a
+  // clear message instead of a broken preview (the server checks again, for real).
+  let choice = 0;
+  async function showPreview(file) {
+    const mine = ++choice;
+    const url = URL.createObjectURL(file);
+    const img = document.getElementById("preview-img");
+    const probe = new Image();
+    probe.src = url;
+    let ok = true;
+    try { await probe.decode(); } catch { ok = false; }
+    if (mine !== choice) { URL.revokeObjectURL(url); return; }
+    if (!ok) {
+      URL.revokeObjectURL(url);
+      showError("We can't open that file as a photo. It may be damaged or not an image — choose a JPEG, PNG, WebP or GIF.");
+      updateSubmit();
+      return;
+    }
+    state.file = file;
+    state.previewUrl = url;
+    img.src = url;
+    document.getElementById("preview-name").textContent = file.name;
+    document.getElementById("preview-size").textContent = formatBytes(file.size);
+    document.getElementById("dropzone-empty").hidden = true;
+    document.getElementById("dropzone-preview").hidden = false;
+    clearBtn.hidden = false;
+    updateSubmit();
+  }
+
   function chooseFile(file) {
+    choice += 1;
     showError("");
     if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
     state.file = null;
@@ -274,14 +337,8 @@ function initGenerate() {
       else if (file.size === 0) showError("That file is empty.");
       else if (file.size > maxBytes) showError(`That photo is ${formatBytes(file.size)}; the limit is ${formatBytes(maxBytes)}.`);
       else {
-        state.file = file;
-        state.previewUrl = URL.createObjectURL(file);
-        document.getElementById("preview-img").src = state.previewUrl;
-        document.getElementById("preview-name").textContent = file.name;
-        document.getElementById("preview-size").textContent = formatBytes(file.size);
-        document.getElementById("dropzone-empty").hidden = true;
-        document.getElementById("dropzone-preview").hidden = false;
-        clearBtn.hidden = false;
+        showPreview(file);
+        return;
       }
     }
     updateSubmit();
@@ -335,7 +392,8 @@ function initGenerate() {
     setCompare(range);
     const subjects = { person: "a person", pet: "a pet" };
     document.getElementById("result-subject").textContent = gen.subject_type ? `A plushie of ${subjects[gen.subject_type] || "something lovely"}` : "";
-    document.getElementById("result-download").href = gen.plushie_image_url;
+    document.getElementById("result-download").href = `/g/${gen.id}/download`;
+    document.getElementById("result-open").href = `/g/${gen.id}`;
   }
 
   function paintFailed(gen) {
@@ -350,7 +408,9 @@ function initGenerate() {
       li = document.createElement("li");
       li.className = "tray-item";
       li.dataset.generationId = id;
-      li.innerHTML = '<span class="spinner spinner-sm" aria-hidden="true"></span><span class="tray-label" data-step-text></span><span class="muted small">just now</span>';
+      li.innerHTML = '<span class="spinner spinner-sm" aria-hidden="true"></span><span class="tray-label" data-step-text></span><a class="muted small"><time data-ago>just now</time></a>';
+      li.querySelector("a").href = `/g/${id}`;
+      li.querySelector("time").setAttribute("datetime", new Date().toISOString());
       trayList.prepend(li);
     }
     tray.hidden = false;
@@ -358,20 +418,18 @@ function initGenerate() {
   }
 
   function paintTray(gen) {
+    if (gen.status !== "processing") {
+      removeFromTray(gen.id);
+      return;
+    }
     const li = trayItem(gen.id);
     li.dataset.status = gen.status;
-    const label = li.querySelector("[data-step-text]");
-    if (gen.status === "processing") label.textContent = stepLabel(gen.step);
-    else if (gen.status === "completed") label.textContent = "Ready — it's in your gallery";
-    else if (gen.status === "failed") label.textContent = "Failed — no credit charged";
-    else label.textContent = "Cancelled";
-    if (gen.status !== "processing") {
-      li.querySelector(".spinner")?.remove();
-      setTimeout(() => {
-        li.remove();
-        if (!trayList.children.length) tray.hidden = true;
-      }, 8000);
-    }
+    li.querySelector("[data-step-text]").textContent = stepLabel(gen.step);
+  }
+
+  function removeFromTray(id) {
+    trayList.querySelector(`[data-generation-id="${id}"]`)?.remove();
+    tray.hidden = !trayList.children.length;
   }
 
   function follow(id, { focus }) {
@@ -390,12 +448,12 @@ function initGenerate() {
       onDone(gen) {
         refreshCredits();
         if (!gen) {
-          trayList.querySelector(`[data-generation-id="${id}"]`)?.remove();
+          removeFromTray(id);
           return;
         }
         const focused = state.focus === gen.id;
         if (gen.status === "completed") {
-          toast("Your plushie is ready!", "ok");
+          toast("Your plushie is ready!", "ok", focused ? null : { label: "Open", onClick: () => { window.location.href = `/g/${gen.id}`; } });
           if (focused) paintCompleted(gen);
         } else if (gen.status === "failed") {
           toast(`Generation failed: ${gen.error || "something went wrong"}`, "error", {
@@ -462,33 +520,72 @@ function initGenerate() {
 
 // --- gallery -------------------------------------------------------------------------------
 
+const FILTER_NAMES = { completed: "Completed", processing: "In progress", failed: "Failed", cancelled: "Cancelled" };
+
 function initGallery() {
   const grid = document.getElementById("gallery");
   if (!grid) return;
   const interval = +grid.dataset.pollInterval;
+  const filters = document.getElementById("gallery-filters");
   let filter = "all";
+
+  // Counts, the summary line and the chips are always recomputed from the cards on the page.
+  function updateCounts() {
+    const counts = { all: 0, processing: 0, completed: 0, failed: 0, cancelled: 0 };
+    grid.querySelectorAll(".gcard:not(.removing)").forEach((card) => {
+      counts.all += 1;
+      counts[card.dataset.status] = (counts[card.dataset.status] || 0) + 1;
+    });
+    filters?.querySelectorAll("[data-count]").forEach((el) => { el.textContent = counts[el.dataset.count] ?? 0; });
+    const parts = [`${counts.all} generation${counts.all !== 1 ? "s" : ""}`, `${counts.completed} finished`];
+    if (counts.processing) parts.push(`${counts.processing} in progress`);
+    if (counts.failed) parts.push(`${counts.failed} failed`);
+    if (counts.cancelled) parts.push(`${counts.cancelled} cancelled`);
+    const summary = document.getElementById("gallery-summary");
+    if (summary) summary.textContent = parts.join(" · ");
+    const visible = filter === "all" ? counts.all : counts[filter];
+    const empty = document.getElementById("filter-empty");
+    if (empty) empty.hidden = visible > 0 || counts.all === 0;
+    if (counts.all === 0) window.location.reload(); // the empty gallery has its own page
+  }
 
   function applyFilter() {
     grid.querySelectorAll(".gcard").forEach((card) => {
       card.classList.toggle("is-hidden", filter !== "all" && card.dataset.status !== filter);
     });
+    updateCounts();
   }
 
-  document.getElementById("gallery-filters")?.addEventListener("click", (e) => {
-    const chip = e.target.closest("[data-filter]");
-    if (!chip) return;
-    filter = chip.dataset.filter;
-    chip.parentElement.querySelectorAll(".chip").forEach((c) => c.classList.toggle("active", c === chip));
+  function setFilter(value) {
+    filter = value;
+    filters?.querySelectorAll(".chip").forEach((c) => {
+      const on = c.dataset.filter === value;
+      c.classList.toggle("active", on);
+      c.setAttribute("aria-pressed", String(on));
+    });
     applyFilter();
+  }
+
+  filters?.addEventListener("click", (e) => {
+    const chip = e.target.closest("[data-filter]");
+    if (chip) setFilter(chip.dataset.filter);
   });
+
+  // A card whose status changes out of the filter being shown says where it went.
+  function announceMove(card) {
+    if (filter === "all" || card.dataset.status === filter) return;
+    const target = card.dataset.status;
+    toast(`It moved to "${FILTER_NAMES[target] || target}".`, "ok", { label: "Show", onClick: () => setFilter(target) });
+  }
 
   async function reloadCard(card) {
     const res = await fetch(card.dataset.cardUrl, { credentials: "same-origin" });
-    if (res.status === 404) { card.remove(); return null; }
+    if (res.status === 404) { card.remove(); updateCounts(); return null; }
     if (!res.ok) return card;
     const tpl = document.createElement("template");
     tpl.innerHTML = (await res.text()).trim();
     const fresh = tpl.content.firstElementChild;
+    if (!card.isConnected) return null;
     card.replaceWith(fresh);
     applyFilter();
     watch(fresh);
@@ -505,14 +602,15 @@ function initGallery() {
         const label = card.querySelector("[data-step-text]");
         if (label && gen.status === "processing") label.textContent = stepLabel(gen.step);
       },
-      onDone(gen) {
+      async onDone(gen) {
         refreshCredits();
         const live = grid.querySelector(`[data-generation-id="${id}"]`);
         if (!live) return;
-        if (!gen) { live.remove(); return; }
-        reloadCard(live);
-        if (gen.status === "completed") toast("A plushie just finished!", "ok");
+        if (!gen) { live.remove(); updateCounts(); return; }
+        const fresh = await reloadCard(live);
+        if (gen.status === "completed") toast("A plushie just finished!", "ok", { label: "Open", onClick: () => { window.location.href = `/g/${id}`; } });
         else if (gen.status === "failed") toast("A generation failed — no credit was charged.", "error");
+        if (fresh) announceMove(fresh);
       },
     });
   }
@@ -532,21 +630,95 @@ function initGallery() {
     if (!res.ok) {
       setLoading(btn, false);
       toast(errorMessage(res, `Could not ${action}.`), "error");
+      refreshCredits();
+      if (res.status === 404 || res.status === 409) await reloadCard(card); // someone else acted first
       return;
     }
     refreshCredits();
     if (action === "delete") {
       card.classList.add("removing");
-      setTimeout(() => card.remove(), 260);
+      updateCounts();
+      setTimeout(() => { card.remove(); updateCounts(); }, 260);
       toast("Deleted.", "ok");
       return;
     }
     pollers.get(id)?.stop();
-    await reloadCard(card);
+    const fresh = await reloadCard(card);
     if (action === "cancel") toast("Cancelled — the credit was released.", "ok");
+    if (fresh) announceMove(fresh);
   });
 
   grid.querySelectorAll(".gcard").forEach(watch);
+  updateCounts();
+}
+
+// --- one generation's page -------------------------------------------------------------------
+
+function initGeneration() {
+  const root = document.getElementById("generation");
+  if (!root) return;
+  const id = root.dataset.generationId;
+  const interval = +root.dataset.pollInterval;
+
+  // While it is processing the page follows it; when its status changes the page is redrawn.
+  if (root.dataset.status === "processing") {
+    track(id, {
+      interval,
+      timeout: 30 * 60 * 1000,
+      onUpdate(gen) {
+        const label = root.querySelector("[data-step-text]");
+        if (label && gen.status === "processing") label.textContent = stepLabel(gen.step);
+      },
+      onDone(gen) {
+        if (!gen) window.location.href = root.dataset.gallery;
+        else window.location.reload();
+      },
+    });
+  }
+
+  root.addEventListener("click", async (e) => {
+    const btn = e.target.closest("[data-action]");
+    if (!btn || btn.disabled) return;
+    const action = btn.dataset.action;
+    if (action === "delete" && !window.confirm("Delete this generation and its images?")) return;
+    const labels = { retry: "Retrying…", cancel: "Cancelling…", delete: "Deleting…" };
+    setLoading(btn, true, labels[action]);
+    const res = action === "delete"
+      ? await api("DELETE", `/api/generations/${id}`)
+      : await api("POST", `/api/generations/${id}/${action}`);
+    if (!res.ok) {
+      setLoading(btn, false);
+      toast(errorMessage(res, `Could not ${action}.`), "error");
+      return;
+    }
+    pollers.get(id)?.stop();
+    if (action === "delete") window.location.href = root.dataset.gallery;
+    else window.location.reload();
+  });
+}
+
+// --- sign-up --------------------------------------------------------------------------------
+
+const USERNAME_RULE = "2 to 32 characters: letters, digits, and _ . - (starting with a letter or digit).";
+
+function initSignup() {
+  // The browser's "Please match the requested format." says nothing; show and say the rule.
+  const input = document.querySelector("input[name=username][pattern]");
+  if (!input) return;
+  let hint = document.getElementById("username-rule");
+  if (!hint) {
+    hint = document.createElement("small");
+    hint.id = "username-rule";
+    hint.className = "muted";
+    hint.textContent = USERNAME_RULE;
+    input.after(hint);
+  }
+  input.setAttribute("aria-describedby", hint.id);
+  const rule = hint.textContent.trim();
+  input.addEventListener("invalid", () => {
+    input.setCustomValidity(input.validity.patternMismatch ? `Usernames are ${rule}` : "");
+  });
+  input.addEventListener("input", () => input.setCustomValidity(""));
 }
 
 // --- runs dashboard ------------------------------------------------------------------------
@@ -573,4 +745,8 @@ initForms();
 const page = document.body.dataset.page;
 if (page === "generate") initGenerate();
 if (page === "gallery") initGallery();
+if (page === "generation") initGeneration();
+if (page === "signup") initSignup();
 if (page === "generate" || page === "gallery") refreshCredits();
+refreshTimes();
+setInterval(refreshTimes, 20_000);
