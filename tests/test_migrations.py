@@ -5,6 +5,9 @@ database is upgraded in place with its data (SQLite, or PostgreSQL with PLUSHIFY
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -344,3 +347,65 @@ def test_web_tables_of_an_early_0_1_database_get_session_epoch(empty_db: Engine)
     user = UserStore(empty_db).get("u1")
     assert user is not None and user.username == "bob" and user.session_epoch == 0
     assert schema_revision(empty_db, WEB_SCHEMA) == head_revision(WEB_SCHEMA)
+
+
+# --- what the commands do on a 0.1 database ---------------------------------------------------
+
+
+def test_serve_refuses_a_0_1_database_naming_the_upgrade(
+    empty_url: str, empty_db: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Production start does not migrate silently: `plushify serve` stops and says what to run."""
+    make_0_1_database(empty_db)
+    monkeypatch.setenv("PLUSHIFY_DATABASE_URL", empty_url)
+    monkeypatch.setenv("PLUSHIFY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PLUSHIFY_MODEL", "fake")
+    result = CliRunner().invoke(main, ["serve", "--port", "0"])
+    assert result.exit_code != 0
+    assert "`plushify db upgrade`" in result.output
+    assert schema_revision(empty_db) == BASELINE
+
+
+def test_demo_upgrades_its_0_1_database_and_serves(tmp_path: Path) -> None:
+    """`plushify demo` owns its local database: a 0.1 one is upgraded at start, data kept."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    url = f"sqlite:///{data_dir / 'plushify.db'}"
+    engine = create_engine(url)
+    try:
+        ids = make_0_1_database(engine)
+    finally:
+        engine.dispose()
+    env = {**os.environ, "PLUSHIFY_DATA_DIR": str(data_dir), "PLUSHIFY_MODEL": "fake"}
+    env.pop("PLUSHIFY_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from plushify_core.cli import main; main()", "demo", "--port", "0"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        assert any("Press Ctrl-C" in line for line in lines), "".join(lines)
+        engine = create_engine(url)
+        try:
+            for history in (CORE, WEB_SCHEMA):
+                assert schema_revision(engine, history) == head_revision(history)
+            assert snapshot(engine)["generations"] == EXPECTED_0_1_ROWS["generations"]
+            assert CreditLedger(engine, max_in_flight=5).balance(ids["user"]).credits == 2
+        finally:
+            engine.dispose()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()

@@ -118,6 +118,23 @@ def _demo_passwords(data_dir: Path) -> dict[str, str]:
     return {n: str(saved[n]) for n in names}
 
 
+def _upgrade_demo_database(settings: Settings) -> None:
+    """The demo's database is its own and local: an older one is upgraded at start, where
+    ``serve`` and ``worker`` refuse it until an operator runs ``plushify db upgrade``."""
+    from plushify_core.database import upgrade_schema
+    from plushify_core.migrations import CORE
+
+    from .migrations import WEB_SCHEMA
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url)
+    try:
+        for history in (CORE, WEB_SCHEMA):
+            upgrade_schema(engine, history)
+    finally:
+        engine.dispose()
+
+
 @click.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port (0: any free).")
@@ -145,6 +162,7 @@ def demo_command(host: str, port: int) -> None:
         }
     )
     try:
+        _upgrade_demo_database(settings)
         plushify = Plushify.from_settings(settings)
     except PlushifyError as exc:
         raise click.ClickException(exc.message) from exc
