@@ -1,4 +1,4 @@
-"""The JSON API of the reference app: every route, status code and error code in DESIGN.md."""
+"""The JSON API of the reference app: every route, status code and error code in docs/api.md."""
 
 from __future__ import annotations
 
@@ -132,6 +132,7 @@ def test_a_body_over_the_limit_is_413_json(site: Site, auth: dict[str, str]) -> 
     big = b"\xff\xd8" + b"0" * (200_000 + UPLOAD_SLACK_BYTES)
     response = upload(site.app.test_client(), auth, big)
     assert response.status_code == 413 and error_code(response) == "too_large"
+    assert "limit of 195 KB" in response.get_json()["error"]["message"]  # 200_000 bytes
 
 
 def test_a_file_just_over_max_upload_bytes_is_413_too(site: Site, auth: dict[str, str]) -> None:

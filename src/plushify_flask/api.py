@@ -1,4 +1,5 @@
-"""The JSON API (``/api``), exactly the table in DESIGN.md; errors come from ``errors.py``.
+"""The JSON API (``/api``), documented route by route in ``docs/api.md``; errors come from
+``errors.py``.
 
 Creating a generation does the cheap checks first: the caller's identity (``login_required``),
 then their credits and generations in progress (read-only, nothing reserved), then the upload's

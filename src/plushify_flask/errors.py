@@ -27,6 +27,7 @@ from plushify_core.errors import (
     TooManyInProgress,
 )
 
+from .extensions import facade
 from .forms import FormTooComplex
 from .hashing import HashingBusy
 from .security import is_bearer_request
@@ -69,6 +70,12 @@ _TITLES = {
 
 _STORAGE_DOWN = "Storage is unavailable right now. Please try again in a moment."
 _DATABASE_DOWN = "The database cannot take changes right now. Please try again in a moment."
+
+
+def _over_limit(max_bytes: int) -> str:
+    """The 413 message, with the limit in the units the upload form shows (MB = 2**20 bytes)."""
+    size = f"{max_bytes / 2**20:.3g} MB" if max_bytes >= 2**20 else f"{max_bytes / 1024:.0f} KB"
+    return f"The upload is larger than the limit of {size}."
 
 
 def status_for(exc: PlushifyError) -> int:
@@ -182,8 +189,9 @@ def init_errors(app: Flask) -> None:
         message = {
             404: "The page or object you asked for does not exist.",
             405: "That method is not allowed here.",
-            413: "The upload is larger than the limit.",
         }.get(status, exc.description or "Bad request.")
+        if status == 413:
+            message = _over_limit(facade().settings.max_upload_bytes)
         code = _HTTP_CODES.get(status, "error")
         if isinstance(exc, FormTooComplex):
             message, code = str(exc.description), exc.code_name
