@@ -409,3 +409,84 @@ def test_demo_upgrades_its_0_1_database_and_serves(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+
+
+# --- SQLite's table-copying migrations ---------------------------------------------------------
+
+_PARENT_CHILD = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "r1"
+down_revision = None
+
+
+def upgrade():
+    op.create_table("parent", sa.Column("id", sa.Integer, primary_key=True))
+    op.create_table(
+        "child",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("parent_id", sa.Integer, sa.ForeignKey("parent.id", ondelete="CASCADE")),
+    )
+"""
+
+_RECREATE_PARENT = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "r2"
+down_revision = "r1"
+
+
+def upgrade():
+    with op.batch_alter_table("parent", recreate="always") as batch:
+        batch.add_column(sa.Column("note", sa.Text, nullable=True))
+"""
+
+
+def parent_child_history(directory: Path, revisions: list[str], note: bool) -> SchemaHistory:
+    """A two-table history whose parent's rows are referenced with ON DELETE CASCADE (like
+    ``runs`` and ``steps``), with the given revision files."""
+    (directory / "versions").mkdir(parents=True)
+    (directory / "env.py").write_text(
+        (CORE.script_location / "env.py").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    for n, text in enumerate(revisions):
+        (directory / "versions" / f"r{n + 1}.py").write_text(text, encoding="utf-8")
+    tables = sa.MetaData()
+    sa.Table(
+        "parent",
+        tables,
+        sa.Column("id", sa.Integer, primary_key=True),
+        *([sa.Column("note", sa.Text, nullable=True)] if note else []),
+    )
+    sa.Table(
+        "child",
+        tables,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("parent_id", sa.Integer, sa.ForeignKey("parent.id", ondelete="CASCADE")),
+    )
+    return SchemaHistory(
+        name="parent-child", metadata=tables, script_location=directory, version_table="pc_version"
+    )
+
+
+def test_sqlite_migration_that_copies_a_parent_table_keeps_the_children(tmp_path: Path) -> None:
+    """SQLite alters a table by copying it and dropping the old one; with foreign keys on, that
+    drop would cascade-delete every child row (every step of every run). Migrations run with them
+    off, checked before commit, and back on afterwards."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'pc.db'}")
+    try:
+        create_schema(engine, parent_child_history(tmp_path / "v1", [_PARENT_CHILD], note=False))
+        with transaction(engine) as conn:
+            conn.exec_driver_sql("INSERT INTO parent (id) VALUES (1)")
+            conn.exec_driver_sql("INSERT INTO child (id, parent_id) VALUES (10, 1)")
+        newer = parent_child_history(tmp_path / "v2", [_PARENT_CHILD, _RECREATE_PARENT], note=True)
+        assert upgrade_schema(engine, newer) == ("r1", "r2")
+        with transaction(engine, write=False) as conn:
+            assert conn.exec_driver_sql("SELECT id, parent_id FROM child").all() == [(10, 1)]
+            assert differences(conn, newer) == []
+        with pytest.raises(sa.exc.IntegrityError), transaction(engine) as conn:
+            conn.exec_driver_sql("INSERT INTO child (id, parent_id) VALUES (11, 99)")
+    finally:
+        engine.dispose()
