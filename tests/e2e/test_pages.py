@@ -150,6 +150,43 @@ def test_the_generation_page_shows_whole_images_and_downloads_a_dated_file(
     assert info.value.suggested_filename == f"plushie-{day}.png"
 
 
+def test_the_generation_page_retries_cancels_and_deletes(
+    page: Page, live: LiveServer, tmp_path: Path
+) -> None:
+    """On /g/<id>: Retry a failed one and watch it finish; Cancel one in progress; Delete goes
+    back to the gallery, where it is gone."""
+    site = live.site
+    user = site.user("alice", credits=5)
+    bad = failed(site, user.id, photo_file(tmp_path, "coffee.jpg").read_bytes())
+    sign_in(page, live, "alice")
+    page.goto(f"{live.url}/g/{bad.id}")
+    expect(page.locator("#history")).to_contain_text("Failed — no credit charged")
+    expect(page.locator("#history [data-error]")).to_contain_text("We couldn't")
+    page.get_by_role("button", name="Retry").click()
+    expect(page.locator("#generation")).to_have_attribute(
+        "data-status", "completed", timeout=20_000
+    )
+    expect(page.locator("#plushie-img")).to_be_visible()
+    expect(page.locator("#history")).to_contain_text("Plushie ready")
+
+    fake = model(site)
+    fake.hold()
+    busy = site.plushify.submit(user.id, photo(seed=9))
+    page.goto(f"{live.url}/g/{busy.id}")
+    expect(page.locator("#generation [data-step-text]")).to_be_visible()
+    page.get_by_role("button", name="Cancel").click()
+    fake.release()  # the step in progress ends first; then the run stops as cancelled
+    expect(page.locator("#generation")).to_have_attribute("data-status", "cancelled")
+    expect(page.locator("#history")).to_contain_text("Cancelled — the credit was released")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(f"{live.url}/gallery")
+    expect(page.locator(f'.gcard[data-generation-id="{busy.id}"]')).to_have_count(0)
+    expect(page.locator(".gcard")).to_have_count(1)
+    assert site.plushify.balance(user.id).in_use == 0
+
+
 def test_the_result_comparison_shows_the_whole_photo(
     page: Page, live: LiveServer, tmp_path: Path
 ) -> None:
