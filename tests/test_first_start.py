@@ -24,14 +24,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from test_migrations import EXPECTED_0_1_ROWS, make_0_1_database, snapshot
 
-from plushify_core.database import create_engine, schema_revision, transaction
+from plushify_core.database import create_engine, schema_revision, transaction, upgrade_schema
 from plushify_core.errors import ConfigurationError
 from plushify_core.ids import new_id
-from plushify_core.migrations import CORE, differences, head_revision
+from plushify_core.migrations import BASELINE, CORE, differences, head_revision
 from plushify_core.testing.databases import sqlite_database, temporary_postgres_schema
 from plushify_core.testing.fixtures import require_postgres
 from plushify_flask.config import load_secret_key
+from plushify_flask.migrations import BASELINE as WEB_BASELINE
 from plushify_flask.migrations import WEB_SCHEMA
 
 PROCESSES = 8
@@ -43,6 +45,13 @@ class Round:
 
     database_url: str
     data_dir: str
+
+
+@dataclass(frozen=True)
+class UpgradeRound:
+    """One simultaneous `plushify db upgrade` of the same 0.1 database."""
+
+    database_url: str
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,17 @@ def start_like_a_process(job: Round, serve: bool) -> str:
         plushify.database.dispose()
 
 
+def upgrade_like_an_operator(job: UpgradeRound) -> str:
+    """What `plushify db upgrade` does; returns each history's 'found>head'."""
+    engine = create_engine(job.database_url)
+    try:
+        return " ".join(
+            "{}>{}".format(*upgrade_schema(engine, history)) for history in (CORE, WEB_SCHEMA)
+        )
+    finally:
+        engine.dispose()
+
+
 def child(index: int, pipe: Pipe, barrier: Any) -> None:
     """A process that starts once per round, all of them at the same moment."""
     os.environ.pop("PLUSHIFY_SECRET_KEY", None)
@@ -85,6 +105,8 @@ def child(index: int, pipe: Pipe, barrier: Any) -> None:
         try:
             if isinstance(job, KeyRound):
                 pipe.send(("ok", load_secret_key(Path(job.data_dir))))
+            elif isinstance(job, UpgradeRound):
+                pipe.send(("ok", upgrade_like_an_operator(job)))
             else:
                 pipe.send(("ok", start_like_a_process(job, serve=index % 2 == 0)))
         except BaseException:  # reported to the test, which fails with it
@@ -129,7 +151,7 @@ def brand_new(tmp_path: Path) -> Iterator[Round]:
         yield Round(database_url=url, data_dir=str(data_dir))
 
 
-def start_all_at_once(processes: list[Pipe], job: Round | KeyRound) -> list[str]:
+def start_all_at_once(processes: list[Pipe], job: Round | KeyRound | UpgradeRound) -> list[str]:
     """Every process starts on ``job`` at once; their secret keys, or the test fails with the
     first error a process met."""
     for pipe in processes:
@@ -217,3 +239,29 @@ def test_an_empty_key_file_is_an_error_not_an_empty_key(tmp_path: Path, content:
     assert info.value.code == "configuration_error"
     assert "is empty" in info.value.message and "PLUSHIFY_SECRET_KEY" in info.value.message
     assert (tmp_path / "secret_key").read_text(encoding="utf-8") == content
+
+
+# --- upgrades racing ------------------------------------------------------------------------
+
+
+def test_eight_upgrades_of_a_0_1_database_at_once_migrate_it_once(
+    processes: list[Pipe], tmp_path: Path
+) -> None:
+    """`plushify db upgrade` run by eight processes at once (two operators, a deploy script…):
+    one migrates each history, the others wait and find it done; the data survives."""
+    for _ in range(3):
+        with brand_new(tmp_path) as job:
+            engine = create_engine(job.database_url)
+            try:
+                make_0_1_database(engine)
+                results = start_all_at_once(processes, UpgradeRound(job.database_url))
+                core_head, web_head = head_revision(CORE), head_revision(WEB_SCHEMA)
+                migrated = f"{BASELINE}>{core_head} {WEB_BASELINE}>{web_head}"
+                waited = f"{core_head}>{core_head} {web_head}>{web_head}"
+                assert sorted(results) == sorted([migrated] + [waited] * (PROCESSES - 1))
+                assert snapshot(engine) == EXPECTED_0_1_ROWS
+                for history in (CORE, WEB_SCHEMA):
+                    with transaction(engine, write=False) as conn:
+                        assert differences(conn, history) == []
+            finally:
+                engine.dispose()
