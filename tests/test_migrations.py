@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import schema_0_1 as v01
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
@@ -97,6 +98,15 @@ def test_each_history_has_its_own_version_table_and_a_single_head() -> None:
     ``alembic_version``); each has exactly one head (head_revision raises on a fork)."""
     assert len({CORE.version_table, WEB_SCHEMA.version_table, "alembic_version"}) == 3
     assert head_revision(CORE).startswith("0") and head_revision(WEB_SCHEMA).startswith("web_")
+
+
+@pytest.mark.parametrize("history", HISTORIES)
+def test_revision_ids_fit_the_version_column(history: SchemaHistory) -> None:
+    """Alembic's version column is VARCHAR(32): PostgreSQL would refuse a longer id at upgrade
+    time (SQLite would not notice), so every id is checked here, on any database."""
+    script = ScriptDirectory.from_config(history.config())
+    ids = [revision.revision for revision in script.walk_revisions()]
+    assert ids and [i for i in ids if len(i) > 32] == []
 
 
 # --- a 0.1 database -------------------------------------------------------------------------
