@@ -98,9 +98,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_presenters(app)
     init_metrics(app, plushify)
 
-    from . import api, auth, media, pages, runs, tokens
+    from . import api, auth, media, openapi, pages, runs, tokens
 
     auth.init_auth(app)
-    for blueprint in (auth.bp, pages.bp, api.bp, media.bp, runs.bp, tokens.bp):
+    for blueprint in (auth.bp, pages.bp, api.bp, media.bp, runs.bp, tokens.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
