@@ -7,9 +7,10 @@ import numpy as np
 from local_helpers import photo
 from plushify_local import LocalModel
 from plushify_local.cateyes import find_cat_pupils
+from plushify_local.cues import subject_cues
 from plushify_local.decode import decode_image, encode_png
 from plushify_local.detection import Box, detect_cat_faces
-from plushify_local.stylizer import render, stylize
+from plushify_local.stylizer import render
 
 # Chelsea's pupils, measured by hand on tests/photos/chelsea.jpg (451 x 300).
 PUPILS = ((171.0, 110.0), (314.0, 130.0))
@@ -54,10 +55,24 @@ def test_cat_output_gets_beads_on_the_eyes() -> None:
         assert np.median(bead) < 70  # the dark bead body
 
 
-def test_model_output_has_cat_beads_and_same_bytes_across_threads(local_model: LocalModel) -> None:
-    """LocalModel gives Chelsea bead eyes, byte-identical with 1, 2 and 4 OpenCV threads."""
-    image, face = _chelsea()
-    expected = encode_png(stylize(image, cats=[face]))
+def test_model_output_has_pet_beads_and_same_bytes_across_threads(
+    local_model: LocalModel,
+) -> None:
+    """LocalModel gives Chelsea bead eyes on her pupils, byte-identical with 1, 2 and 4 OpenCV
+    threads."""
+    image = decode_image(photo("chelsea"), "image/jpeg")
+    cues = subject_cues(image)
+    assert cues.pet
+    done = render(image, cues.faces, cues.cats, eyes=cues.eyes, pet=cues.pet)
+    gray = cv2.cvtColor(done.image, cv2.COLOR_BGR2GRAY).astype(int)
+    s = done.placement.scale
+    for x, y in PUPILS:
+        ox, oy = done.placement.point(x, y)
+        bead = gray[
+            round(oy - 14 * s) : round(oy + 14 * s), round(ox - 12 * s) : round(ox + 12 * s)
+        ]
+        assert bead.max() >= 220 and np.median(bead) < 70
+    expected = encode_png(done.image)
     before = cv2.getNumThreads()
     try:
         for threads in (1, 2, 4):

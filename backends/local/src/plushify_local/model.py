@@ -7,8 +7,8 @@ from plushify_core.model import Analysis
 from plushify_core.settings import Settings
 
 from .analysis import analyze_image
+from .cues import subject_cues
 from .decode import Bgr, decode_image, encode_png
-from .detection import Box, detect_cat_faces, detect_faces, is_grayscale
 from .stylizer import stylize
 
 __all__ = ["LocalModel"]
@@ -50,10 +50,8 @@ class LocalModel:
 
     @staticmethod
     def _render(pixels: Bgr) -> Bgr:
-        faces = detect_faces(pixels, grayscale=is_grayscale(pixels))
-        # A cat box overlapping a person's face is the cascade misfiring on that face.
-        cats = [c for c in detect_cat_faces(pixels) if not any(_overlap(c, f) for f in faces)]
-        return stylize(pixels, faces, cats)
+        cues = subject_cues(pixels)
+        return stylize(pixels, cues.faces, cues.cats, eyes=cues.eyes, pet=cues.pet)
 
 
 def _internal(step: str) -> ModelError:
@@ -67,7 +65,3 @@ def _internal(step: str) -> ModelError:
         retryable=True,
         code="model_internal_error",
     )
-
-
-def _overlap(a: Box, b: Box) -> bool:
-    return a.iou(b) > 0.0

@@ -11,7 +11,7 @@ from .regions import Regions
 __all__ = ["felt_colours", "paint"]
 
 _CREAM = (3.0, 13.0)  # (a, b) tint given to light greys
-_LILAC = (9.0, -13.0)  # (a, b) tint given to mid and dark greys
+_LILAC = (4.0, -8.0)  # (a, b) tint given to mid and dark greys
 _GREY_CHROMA = 9.0
 
 
@@ -22,7 +22,7 @@ def felt_colours(regions: Regions, *, applique_max_area: float) -> NDArray[np.fl
     chroma = np.hypot(a, b)
     applique = (regions.area <= applique_max_area) & (L < 38.0)
     # Panels: lifted towards pastel, slightly desaturated.
-    out[:, 0] = np.where(applique, 8.0 + 0.7 * L, 42.0 + 0.56 * L)
+    out[:, 0] = np.where(applique, 16.0 + 0.7 * L, 34.0 + 0.64 * L)
     scale = np.where(applique, 1.0, 0.82)
     out[:, 1] = a * scale
     out[:, 2] = b * scale

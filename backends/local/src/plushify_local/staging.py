@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .backdrop import backdrop_colour, shadow, studio_backdrop
-from .cateyes import cat_eyes
+from .cateyes import cat_eyes, find_cat_pupils
 from .decode import Bgr
 from .details import blush, embroider_smile, paint_bead_eye
 from .detection import Box, detect_eyes
@@ -28,7 +28,7 @@ __all__ = ["Features", "stage"]
 Float = NDArray[np.float32]
 
 _MARGIN_X, _MARGIN_TOP, _MARGIN_BOTTOM = 0.07, 0.06, 0.09  # shares of the frame kept free
-_MAX_ZOOM = 2.2  # a small subject may grow at most this much over its size in the photo
+_MAX_ZOOM = 3.0  # a small subject may grow at most this much over its size in the photo
 _TEXTURE = 1024  # side of the cached noise textures (covers any output)
 _COARSE = 8  # shadows are computed at 1/8 of the output size
 _CAT_PUPIL = 1.35  # cat bead eyes are upright ovals, like their pupils
@@ -45,6 +45,7 @@ class Features:
     faces: list[Box] = field(default_factory=list)
     cats: list[Box] = field(default_factory=list)
     eyes: list[tuple[tuple[float, float], tuple[float, float]]] | None = None
+    pet: bool = False
     image: Bgr | None = None
 
 
@@ -53,7 +54,7 @@ def _texture(kind: str) -> Float:
     """A fixed noise texture, read-only and shared: fine grain or fur fringe (unit std)."""
     rng = np.random.default_rng({"grain": 11, "fringe": 12}[kind])
     noise = rng.standard_normal((_TEXTURE, _TEXTURE)).astype(np.float32)
-    sigma = 0.7 if kind == "grain" else 1.1
+    sigma = 1.0 if kind == "grain" else 1.1
     out = np.asarray(cv2.GaussianBlur(noise, (0, 0), sigma), np.float32)
     out /= float(out.std()) or 1.0
     out.setflags(write=False)
@@ -72,9 +73,21 @@ def _eyes(gray: NDArray[np.uint8], face: Box) -> list[tuple[float, float]]:
     return centres
 
 
-def _faces(fg: Float, features: Features, s: float) -> None:
-    """Bead eyes, blush and a smile on people; bead pupils on cats (``s``: work -> fg px)."""
-    if features.image is None or not (features.faces or features.cats):
+def _pet_face(mask: Float) -> Box:
+    """Where a pet's face probably is when no detector framed it: the middle of its upper part."""
+    ys, xs = np.nonzero(mask > 0.5)
+    if not len(xs):
+        h, w = mask.shape
+        return Box(w // 3, h // 4, max(1, w // 3), max(1, h // 3))
+    x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
+    bw, bh = x1 - x0 + 1, y1 - y0 + 1
+    return Box(x0 + bw * 7 // 20, y0 + bh * 2 // 5, max(1, bw * 3 // 10), max(1, bh * 3 // 10))
+
+
+def _faces(fg: Float, features: Features, s: float, mask: Float) -> None:
+    """Bead eyes, blush and a smile on people; bead pupils on cats and pets (``s``: work -> fg
+    px)."""
+    if features.image is None or not (features.faces or features.cats or features.pet):
         return
     gray = np.asarray(cv2.cvtColor(features.image, cv2.COLOR_BGR2GRAY), np.uint8)
     for i, face in enumerate(features.faces):
@@ -96,6 +109,10 @@ def _faces(fg: Float, features: Features, s: float) -> None:
             paint_bead_eye(fg, ex * s, ey * s, r)
     for cat in features.cats:
         for eye in cat_eyes(gray, cat):
+            paint_bead_eye(fg, eye.x * s, eye.y * s, eye.r * s, aspect=_CAT_PUPIL)
+    if features.pet and not features.cats and not features.faces:
+        # Only pupils actually found get beads: a guess would put them on fur.
+        for eye in find_cat_pupils(gray, _pet_face(mask)):
             paint_bead_eye(fg, eye.x * s, eye.y * s, eye.r * s, aspect=_CAT_PUPIL)
 
 
@@ -136,10 +153,10 @@ def stage(
     )
     alpha = np.asarray(cv2.resize(mask, (tw, th), interpolation=cv2.INTER_LINEAR), np.float32)
     grain = _texture("grain")[:th, :tw]
-    fg *= (1.0 + 0.045 * grain)[:, :, None]
+    fg *= (1.0 + 0.03 * grain)[:, :, None]
     stitches = outline_stitches(mask, s, (tw, th), unit=unit)
     fg *= (1.0 - 0.55 * stitches)[:, :, None]
-    _faces(fg, features, s)
+    _faces(fg, features, s, mask)
     # Fuzzy silhouette: a sharp edge broken up by fur fringe noise.
     edge = 4.0 * alpha * (1.0 - alpha)
     fringe = _texture("fringe")[:th, :tw]

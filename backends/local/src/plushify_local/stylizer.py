@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .cues import EyePair
 from .decode import Bgr, resize_long_side
 from .detection import Box
 from .palette import felt_colours, paint
@@ -66,7 +67,7 @@ def _plush(work: Bgr, mask: np.ndarray) -> Lab:
     ids = merge_regions(
         regions,
         fine_delta=7.0,
-        fine_min_area=40.0,
+        fine_min_area=90.0,
         panel_delta=12.0,
         panel_min_area=0.012 * total,
     )
@@ -131,7 +132,8 @@ def render(
     faces: Sequence[Box] = (),
     cats: Sequence[Box] = (),
     *,
-    eyes: Sequence[tuple[tuple[float, float], tuple[float, float]]] | None = None,
+    eyes: Sequence[EyePair] | None = None,
+    pet: bool = False,
 ) -> Rendering:
     """:func:`stylize`, also telling where the photo's pixels went in the picture."""
     h, w = image.shape[:2]
@@ -143,7 +145,9 @@ def render(
         return Rendering(out, Placement(out_w / w, 0.0, 0.0))
     small = resize_long_side(image, min(_SEGMENT, max(h, w)))
     k = small.shape[1] / w
-    mask = subject_mask(small, [b.scaled(k) for b in faces], [b.scaled(k) for b in cats])
+    mask = subject_mask(
+        small, [b.scaled(k) for b in faces], [b.scaled(k) for b in cats], pet=pet or bool(cats)
+    )
     x0, y0, x1, y1 = _box(mask)
     # The same box in photo pixels, then resized so that its long side is WORK.
     ox0, oy0 = round(x0 / k), round(y0 / k)
@@ -166,9 +170,11 @@ def render(
         faces=[_moved(b, to_work) for b in faces],
         cats=[_moved(b, to_work) for b in cats],
         eyes=work_eyes,
+        pet=pet or bool(cats),
         image=work,
     )
-    plush = lab_to_bgr(_plush(work, work_mask))
+    # Softened a little: the panels' pixel steps must not show once scaled up.
+    plush = np.asarray(cv2.GaussianBlur(lab_to_bgr(_plush(work, work_mask)), (0, 0), 0.7), np.uint8)
     out, s, tx, ty = stage(plush, work_mask, features, out_w, out_h, zoom=out_w / w / f)
     return Rendering(out, Placement(f * s, tx - ox0 * f * s, ty - oy0 * f * s))
 
@@ -183,13 +189,15 @@ def stylize(
     faces: Sequence[Box] = (),
     cats: Sequence[Box] = (),
     *,
-    eyes: Sequence[tuple[tuple[float, float], tuple[float, float]]] | None = None,
+    eyes: Sequence[EyePair] | None = None,
+    pet: bool = False,
 ) -> Bgr:
     """Render ``image`` as a product photo of a plush toy.
 
     ``faces`` (boxes in ``image`` pixels) get bead eyes (at ``eyes``, one pair per face, when
     given; else where the eye cascade finds them), blush and an embroidered smile; cat faces
-    ``cats`` get bead pupils. The result has :func:`output_size` of the input. Deterministic:
-    fixed seeds, no random initialisation, integer drawing coordinates.
+    ``cats`` get bead pupils, and so does a ``pet`` whose pupils are found without a box.
+    The result has :func:`output_size` of the input. Deterministic: fixed seeds, no random
+    initialisation, integer drawing coordinates.
     """
-    return render(image, faces, cats, eyes=eyes).image
+    return render(image, faces, cats, eyes=eyes, pet=pet).image

@@ -28,8 +28,11 @@ GRABCUT_SIZE = 144
 _ITERATIONS = 4
 _SEED = 0x5EED  # GrabCut seeds its colour models with k-means++; OpenCV's RNG is per thread
 _STRIP = 0.06  # share of each side's length taken as that border's sample
+_SURE = 0.85  # prior at which a pixel is taken as certainly subject
 _CLOSING = 0.07  # radius of the closing that joins a subject's parts, share of the long side
 _CLOSE_UP = 0.05  # an animal face box this share of the frame: a close-up, no background
+_FLAT = 16.0  # ΔE under which nothing in a photo stands out from its borders
+_PET_SEPARATION = 25.0  # ΔE under which a pet photo has no separable subject: a close-up
 _HEAD_SHARE = 0.15  # an animal whose cut-out is smaller than this share is a close-up too
 _MIN_SHARE, _MAX_SHARE = 0.01, 0.85  # masks outside these shares of the frame are not trusted
 
@@ -52,34 +55,38 @@ def _side_distances(lab: Float) -> list[Float]:
     return out
 
 
-def _prior(lab: Float) -> Float:
-    """0..1: how unlike the background borders each pixel is, weighted towards the centre."""
+def _prior(lab: Float) -> tuple[Float, float]:
+    """0..1: how unlike the background borders each pixel is, weighted towards the centre; and
+    how well anything separates at all (the 97th percentile of that unlikeness, in ΔE)."""
     h, w = lab.shape[:2]
     # A subject often runs off one or two borders (a bust off the bottom): a pixel counts as
     # unlike the background when it is unlike at least two borders (second-largest distance).
     contrast = np.sort(np.stack(_side_distances(lab)), axis=0)[2]
-    top = float(np.percentile(contrast, 97)) or 1.0
+    separation = float(np.percentile(contrast, 97))
+    top = separation or 1.0
     contrast = np.clip(contrast / top, 0.0, 1.0)
     ys, xs = np.ogrid[:h, :w]
     cy, cx = (h - 1) * 0.55, (w - 1) / 2.0
     centre = np.exp(-(((xs - cx) / (0.45 * w)) ** 2 + ((ys - cy) / (0.5 * h)) ** 2) / 2.0)
-    return np.asarray(contrast * (0.35 + 0.65 * centre), np.float32)
+    return np.asarray(contrast * (0.35 + 0.65 * centre), np.float32), separation
 
 
 def _boxes_prior(shape: tuple[int, int], faces: Sequence[Box], animals: Sequence[Box]) -> Float:
-    """2 in the middle of detected faces, 1 around them and on the body below, else 0."""
+    """2 on detected faces, 1 around them and on the body below, else 0."""
     h, w = shape
     out = np.zeros((h, w), np.float32)
     for f in faces:
         # Hair above, shoulders wider than the face, the body down to the frame's bottom.
         cv2.rectangle(out, (f.x - f.w // 6, f.y - f.h // 4), (f.x + f.w * 7 // 6, f.y + f.h), 1, -1)
         cv2.rectangle(out, (f.x - f.w // 2, f.y + f.h), (f.x + f.w * 3 // 2, h), 1, -1)
-        # The neck and chest right under a face are the person, whatever their colour.
-        cv2.rectangle(out, (f.x + f.w // 3, f.y + f.h), (f.x + f.w * 2 // 3, f.y + f.h * 2), 2, -1)
     for a in animals:
         # The cat-face box often frames only the muzzle: the head reaches up and out of it.
         cv2.rectangle(out, (a.x - a.w * 3 // 4, a.y - a.h), (a.x + a.w * 7 // 4, h), 1, -1)
-    for b in (*faces, *animals):
+    for b in faces:
+        # The face itself (the ellipse its box frames) is certainly the subject.
+        centre, axes = (b.x + b.w // 2, b.y + b.h // 2), (max(1, b.w * 9 // 20), max(1, b.h // 2))
+        cv2.ellipse(out, centre, axes, 0, 0, 360, 2, -1)
+    for b in animals:
         cv2.rectangle(
             out, (b.x + b.w // 4, b.y + b.h // 4), (b.x + b.w * 3 // 4, b.y + b.h * 3 // 4), 2, -1
         )
@@ -89,7 +96,13 @@ def _boxes_prior(shape: tuple[int, int], faces: Sequence[Box], animals: Sequence
 def _grabcut(small: Bgr, prior: Float, boxes: Float) -> NDArray[np.uint8] | None:
     """GrabCut from the prior; None when the prior gives it nothing to separate."""
     h, w = prior.shape
-    init = np.where((prior > 0.35) | (boxes > 0), cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    # Otsu's threshold on the prior splits "probably subject" from "probably background".
+    level, _ = cv2.threshold(
+        np.clip(prior * 255.0, 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU
+    )
+    split = float(np.clip(level / 255.0, 0.25, 0.6))
+    # Around a face and on the body below it: probably the subject, but colour decides.
+    init = np.where((prior > split) | (boxes > 0), cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     # The frame's top and sides are background unless they look like the subject; the bottom
     # often cuts through the subject (a bust, a cat's chest), so only its plainest parts are.
     edge = np.zeros((h, w), bool)
@@ -98,7 +111,7 @@ def _grabcut(small: Bgr, prior: Float, boxes: Float) -> NDArray[np.uint8] | None
     bottom = np.zeros((h, w), bool)
     bottom[h - sy :] = True
     init[((edge & (prior < 0.5)) | (bottom & (prior < 0.2))) & (boxes == 0)] = cv2.GC_BGD
-    init[boxes > 1] = cv2.GC_FGD
+    init[(boxes > 1) | (prior >= _SURE)] = cv2.GC_FGD
     fg = (init == cv2.GC_PR_FGD) | (init == cv2.GC_FGD)
     if fg.sum() < 16 or (~fg).sum() < 16:
         return None
@@ -144,9 +157,21 @@ def _clean(mask: NDArray[np.uint8], boxes: Float) -> NDArray[np.uint8]:
     holes = (flood == 0).astype(np.uint8)
     mask = (padded | holes)[1:-1, 1:-1]
     # Rounded like a stuffed outline: thin spikes and notches smoothed away.
-    sigma = max(1.0, 0.025 * max(h, w))
+    # Never more than half the subject's thickness, so thin subjects (a rocket) survive.
+    inner = cv2.distanceTransform(mask, cv2.DIST_L2, cv2.DIST_MASK_5)
+    sigma = float(np.clip(0.5 * float(inner.max()), 0.7, 0.025 * max(h, w)))
     soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma)
     return (soft > 0.5).astype(np.uint8)
+
+
+def _edge_score(lab: Float, mask: NDArray[np.uint8]) -> float:
+    """Mean lightness gradient along the mask's outline (the frame's edge not counted)."""
+    light = lab[:, :, 0]
+    grad = np.hypot(cv2.Sobel(light, cv2.CV_32F, 1, 0), cv2.Sobel(light, cv2.CV_32F, 0, 1))
+    inner = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    outline = (mask > 0) & (inner == 0)
+    outline[0, :] = outline[-1, :] = outline[:, 0] = outline[:, -1] = False
+    return float(grad[outline].mean()) if outline.any() else 0.0
 
 
 def _head(h: int, w: int) -> Float:
@@ -157,8 +182,13 @@ def _head(h: int, w: int) -> Float:
     return np.asarray(np.clip((1.0 - d) * min(rx, ry) + 0.5, 0.0, 1.0), np.float32)
 
 
-def subject_mask(small: Bgr, faces: Sequence[Box] = (), animals: Sequence[Box] = ()) -> Float:
+def subject_mask(
+    small: Bgr, faces: Sequence[Box] = (), animals: Sequence[Box] = (), *, pet: bool = False
+) -> Float:
     """A 0..1 mask of the subject of ``small`` (boxes in its pixels), at its size.
+
+    ``pet``: the photo shows a pet (even if no animal face box was found); a close-up of one
+    becomes a round head.
 
     Deterministic (GrabCut's random seeding is fixed) and thread-independent. A photo too small
     to segment, or one whose cut looks wrong (almost nothing or almost everything), is all
@@ -177,25 +207,37 @@ def subject_mask(small: Bgr, faces: Sequence[Box] = (), animals: Sequence[Box] =
     f = tw / w
     lab = bgr_to_lab(np.asarray(cv2.GaussianBlur(tiny, (0, 0), 1.0), np.uint8))
     boxes = _boxes_prior((th, tw), [b.scaled(f) for b in faces], [b.scaled(f) for b in animals])
-    prior = _prior(lab)
+    prior, separation = _prior(lab)
+    if separation < _FLAT:
+        # Nothing stands out (a texture: grass, bricks, a starry sky): the photo is the toy.
+        return full
+    if pet and separation < _PET_SEPARATION:
+        # A pet that looks like its surroundings everywhere: a close-up filling the frame.
+        return _head(h, w)
     if faces:
         # A person is where their face is: colour elsewhere (a flag, a poster) is background.
         person = np.zeros((th, tw), np.float32)
         for b in faces:
             g = b.scaled(f)
-            cv2.rectangle(
-                person, (g.x - g.w * 6 // 5, g.y - g.h // 2), (g.x + g.w * 11 // 5, th), 1, -1
-            )
+            cv2.rectangle(person, (g.x - g.w, g.y - g.h // 2), (g.x + g.w * 2, th), 1, -1)
         prior *= 0.35 + 0.65 * person
-    prior = np.maximum(prior, boxes)
+    prior = np.maximum(prior, (boxes > 1).astype(np.float32))
     cut = _grabcut(tiny, prior, boxes)
     if cut is None:
         return full
     cut = _clean(cut, boxes)
+    # GrabCut may grow into a background that shades off slowly (a dusk sky round a rocket);
+    # the prior's sure core is kept instead when its outline follows stronger edges.
+    # (Not when a face or an animal was found: their boxes already anchor the cut.)
+    if not faces and not animals and not pet:
+        core = _clean((prior >= _SURE).astype(np.uint8), boxes)
+        if core.mean() >= _MIN_SHARE and _edge_score(lab, core) > _edge_score(lab, cut) * 1.15:
+            cut = core
     share = float(cut.mean())
-    if animals and share < _HEAD_SHARE:
-        # An animal found but hardly any subject cut out: a close-up whose fur runs off the
-        # frame. It becomes a round stuffed head.
+    touching = sum(float(side.mean()) > 0.3 for side in (cut[0], cut[-1], cut[:, 0], cut[:, -1]))
+    if (animals or pet) and (share < _HEAD_SHARE or touching >= 1):
+        # An animal found but hardly any subject cut out, or one running off the frame: a
+        # close-up whose fur fills the photo. It becomes a round stuffed head.
         return _head(h, w)
     if not _MIN_SHARE <= share <= _MAX_SHARE:
         return full
