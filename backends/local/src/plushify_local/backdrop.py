@@ -80,5 +80,5 @@ def shadow(alpha_coarse: Float, *, base_y: float, scale: float) -> Float:
             4,
         )
         contact = np.asarray(cv2.GaussianBlur(contact, (0, 0), 0.8 * scale), np.float32)
-    out = 0.22 * drop + 0.55 * contact
+    out = 0.25 * drop + 0.6 * contact
     return np.asarray(np.clip(out, 0.0, 0.75), np.float32)
