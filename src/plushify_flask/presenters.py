@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from flask import Flask, url_for
+from markupsafe import Markup
 
 from plushify_core.generations import STEPS, Generation
 
@@ -175,6 +176,15 @@ def _ago(value: datetime | None) -> str:
     return "just now"
 
 
+def _ago_element(value: datetime | None) -> Markup:
+    """``<time datetime=... data-ago>3 minutes ago</time>``: app.js keeps the words current."""
+    if value is None:
+        return Markup("")
+    return Markup('<time datetime="{}" data-ago title="{}">{}</time>').format(
+        iso(value), _when(value), _ago(value)
+    )
+
+
 def _when(value: datetime | None) -> str:
     """``1 Dec 2026, 06:12 UTC``: the exact moment, for tooltips."""
     if value is None:
@@ -204,7 +214,7 @@ def _run_took(run: Any) -> str:
 def init_presenters(app: Flask) -> None:
     """Template filters and the header's credits."""
     app.add_template_filter(step_label, "step_label")
-    app.add_template_filter(_ago, "ago")
+    app.add_template_filter(_ago_element, "ago")
     app.add_template_filter(iso, "iso")
     app.add_template_filter(_duration, "duration")
     app.add_template_filter(_run_took, "run_took")
