@@ -41,6 +41,7 @@ from plushify_core.migrations import (
 from plushify_core.schema import generations, ledger_entries, runs, steps
 from plushify_core.testing.databases import sqlite_database, temporary_postgres_schema
 from plushify_core.testing.fixtures import require_postgres
+from plushify_flask.migrations import BASELINE as WEB_BASELINE
 from plushify_flask.migrations import WEB_SCHEMA
 from plushify_flask.users import UserStore
 
@@ -353,7 +354,14 @@ def test_web_tables_of_an_early_0_1_database_get_session_epoch(empty_db: Engine)
             "INSERT INTO users VALUES ('u1', 'bob', 'scrypt:fake', false, CURRENT_TIMESTAMP)"
         )
     v01.api_tokens.create(empty_db)
+
+    def users_columns() -> set[str]:
+        return {c["name"] for c in sa.inspect(empty_db).get_columns("users")}
+
+    assert schema_revision(empty_db, WEB_SCHEMA) == WEB_BASELINE  # reading changes nothing
+    assert "session_epoch" not in users_columns()
     upgrade_schema(empty_db, WEB_SCHEMA)
+    assert "session_epoch" in users_columns()
     user = UserStore(empty_db).get("u1")
     assert user is not None and user.username == "bob" and user.session_epoch == 0
     assert schema_revision(empty_db, WEB_SCHEMA) == head_revision(WEB_SCHEMA)

@@ -187,10 +187,12 @@ def _bring_to_head(
                     f"Plushify needs {head!r}: back the database up, then run "
                     "`plushify db upgrade`."
                 )
-            if not versioned:
-                stamp(conn, history, found)  # adopt a pre-Alembic database at its revision
+            if not versioned:  # a pre-Alembic database, adopted at its revision
+                history.adopt(conn)
+                stamp(conn, history, found)
             migrate(conn, history, head)
         elif not versioned:
+            history.adopt(conn)
             stamp(conn, history, head)
         return found, head
 

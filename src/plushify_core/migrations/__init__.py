@@ -65,7 +65,10 @@ class SchemaHistory:
     """Alembic's version table for this chain (not ``alembic_version``, left to the host app)."""
     legacy: Callable[[Connection, set[str]], str | None] = field(default=lambda _c, _t: None)
     """Given a database without the version table and its table names: the revision of a
-    pre-Alembic database this history recognises (after any fix-up to make it so), else ``None``."""
+    pre-Alembic database this history recognises, else ``None``. Reads only."""
+    adopt: Callable[[Connection], None] = field(default=lambda _c: None)
+    """Brings a recognised pre-Alembic database exactly to its :attr:`legacy` revision (run under
+    the schema lock, before it is stamped)."""
     on_create: Callable[[Connection], None] = field(default=lambda _c: None)
     """Rows a fresh database needs besides its tables (those the revisions insert)."""
 

@@ -20,17 +20,18 @@ BASELINE = "web_0001_baseline"
 """The web revision of a Plushify 0.1 database."""
 
 
-def _legacy(conn: Connection, tables: set[str]) -> str | None:
-    # Plushify 0.1 created these tables without a version; they are the baseline, once
-    # ``users.session_epoch`` (added late in 0.1 by an ALTER at start-up) is there.
-    if "users" not in tables:
-        return None
+def _legacy(_conn: Connection, tables: set[str]) -> str | None:
+    # Plushify 0.1 created these tables without a version: they are the baseline.
+    return BASELINE if "users" in tables else None
+
+
+def _adopt(conn: Connection) -> None:
+    # Early 0.1 builds lacked ``users.session_epoch`` (0.1 added it by an ALTER at start-up).
     columns = {c["name"] for c in sa.inspect(conn).get_columns("users")}
     if "session_epoch" not in columns:
         conn.exec_driver_sql(
             "ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0"
         )
-    return BASELINE
 
 
 WEB_SCHEMA = SchemaHistory(
@@ -39,5 +40,6 @@ WEB_SCHEMA = SchemaHistory(
     script_location=Path(__file__).parent,
     version_table="plushify_web_version",
     legacy=_legacy,
+    adopt=_adopt,
 )
 """The web app's tables (``plushify_flask.users.metadata``)."""
