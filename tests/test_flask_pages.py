@@ -253,3 +253,10 @@ def test_the_landing_page_shows_an_example_and_the_price(site: Site) -> None:
     client = site.app.test_client()
     for name in ("cat-photo.jpg", "cat-plushie.jpg"):
         assert client.get(f"/static/examples/{name}").mimetype == "image/jpeg"
+
+
+def test_signup_states_the_username_rule(site: Site) -> None:
+    """The sign-up form says which usernames are allowed, beside the field."""
+    page = site.app.test_client().get("/signup").get_data(as_text=True)
+    assert 'aria-describedby="username-rule"' in page
+    assert "2 to 32 characters: letters, digits, and _ . -" in page

@@ -699,22 +699,12 @@ function initGeneration() {
 
 // --- sign-up --------------------------------------------------------------------------------
 
-const USERNAME_RULE = "2 to 32 characters: letters, digits, and _ . - (starting with a letter or digit).";
-
 function initSignup() {
-  // The browser's "Please match the requested format." says nothing; show and say the rule.
+  // The browser's "Please match the requested format." says nothing; say the rule shown under
+  // the field instead.
   const input = document.querySelector("input[name=username][pattern]");
-  if (!input) return;
-  let hint = document.getElementById("username-rule");
-  if (!hint) {
-    hint = document.createElement("small");
-    hint.id = "username-rule";
-    hint.className = "muted";
-    hint.textContent = USERNAME_RULE;
-    input.after(hint);
-  }
-  input.setAttribute("aria-describedby", hint.id);
-  const rule = hint.textContent.trim();
+  const rule = document.getElementById("username-rule")?.textContent.trim();
+  if (!input || !rule) return;
   input.addEventListener("invalid", () => {
     input.setCustomValidity(input.validity.patternMismatch ? `Usernames are ${rule}` : "");
   });
