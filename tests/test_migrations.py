@@ -508,3 +508,38 @@ def test_sqlite_migration_that_copies_a_parent_table_keeps_the_children(tmp_path
             conn.exec_driver_sql("INSERT INTO child (id, parent_id) VALUES (11, 99)")
     finally:
         engine.dispose()
+
+
+_FAILING = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "r2"
+down_revision = "r1"
+
+
+def upgrade():
+    op.create_table("extra", sa.Column("id", sa.Integer, primary_key=True))
+    with op.batch_alter_table("parent") as batch:
+        batch.add_column(sa.Column("note", sa.Text, nullable=True))
+    raise RuntimeError("the migration broke half-way")
+"""
+
+
+def test_a_failing_migration_leaves_the_database_as_it_was(
+    empty_db: Engine, tmp_path: Path
+) -> None:
+    """One transaction per upgrade: a revision failing after some DDL undoes all of it (both
+    dialects roll DDL back), so the database stays at its revision and can be upgraded later."""
+    create_schema(empty_db, parent_child_history(tmp_path / "v1", [_PARENT_CHILD], note=False))
+    with transaction(empty_db) as conn:
+        conn.exec_driver_sql("INSERT INTO parent (id) VALUES (1)")
+    broken = parent_child_history(tmp_path / "v2", [_PARENT_CHILD, _FAILING], note=True)
+    with pytest.raises(RuntimeError, match="half-way"):
+        upgrade_schema(empty_db, broken)
+    assert schema_revision(empty_db, broken) == "r1"
+    inspector = sa.inspect(empty_db)
+    assert "extra" not in inspector.get_table_names()
+    assert {c["name"] for c in inspector.get_columns("parent")} == {"id"}
+    with transaction(empty_db, write=False) as conn:
+        assert conn.exec_driver_sql("SELECT id FROM parent").all() == [(1,)]
