@@ -436,6 +436,10 @@ function initGenerate() {
     if (focus) {
       state.focus = id;
       paintWorking(null);
+      // On a phone the result panel sits below the form: bring it into view.
+      if (window.matchMedia("(max-width: 900px)").matches) {
+        result.scrollIntoView({ behavior: "smooth", block: "start" });
+      }
     }
     trayItem(id).dataset.status = "processing";
     track(id, {
