@@ -21,7 +21,7 @@ from .cateyes import cat_eyes, find_cat_pupils
 from .decode import Bgr
 from .details import blush, embroider_smile, paint_bead_eye
 from .detection import Box, detect_eyes
-from .stitches import outline_stitches
+from .stitches import outline_stitches, panel_stitches
 
 __all__ = ["Features", "stage"]
 
@@ -131,13 +131,21 @@ def _bleed(plush: Bgr, mask: Float) -> Bgr:
 
 
 def stage(
-    plush: Bgr, mask: Float, features: Features, out_w: int, out_h: int, *, zoom: float = 1.0
+    plush: Bgr,
+    mask: Float,
+    features: Features,
+    out_w: int,
+    out_h: int,
+    *,
+    zoom: float = 1.0,
+    panels: NDArray[np.int32] | None = None,
 ) -> tuple[Bgr, float, int, int]:
     """The finished picture (``out_w`` x ``out_h``) of the toy ``plush`` with alpha ``mask``,
     with the toy's scale and top-left corner in it (output px per working px, x, y).
 
     ``zoom`` is the output px per working px at which the toy would keep its size in the photo;
     it is fitted into the frame's margins but grows at most :data:`_MAX_ZOOM` times that.
+    ``panels`` (ids at the working size) get running stitches along the seams between them.
     """
     wh, ww = mask.shape
     fit_w = out_w * (1.0 - 2 * _MARGIN_X) / ww
@@ -155,6 +163,8 @@ def stage(
     grain = _texture("grain")[:th, :tw]
     fg *= (1.0 + 0.03 * grain)[:, :, None]
     stitches = outline_stitches(mask, s, (tw, th), unit=unit)
+    if panels is not None:
+        stitches = np.maximum(stitches, panel_stitches(panels, mask, s, (tw, th), unit=unit))
     fg *= (1.0 - 0.55 * stitches)[:, :, None]
     _faces(fg, features, s, mask)
     # Fuzzy silhouette: a sharp edge broken up by fur fringe noise.

@@ -1,4 +1,8 @@
-"""Thread work: a running stitch sewn along the toy's outline."""
+"""Thread work: running stitches along the toy's outline and along the seams between its panels.
+
+Contours are traced at the working size and drawn scaled up at the output size, so a stitch
+costs a few milliseconds however large the picture.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +10,20 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["outline_stitches"]
+__all__ = ["outline_stitches", "panel_stitches"]
 
 Float = NDArray[np.float32]
+_PERIOD, _DASH, _WIDTH = 17.0, 10.0, 2.6  # px in a 1024 px picture
 
 
 def _dashes(
-    contour: NDArray[np.int32], *, dash: float, period: float, border: float, size: tuple[int, int]
+    points: NDArray[np.float64], allowed: NDArray[np.bool_], period: float, dash: float
 ) -> list[NDArray[np.int32]]:
-    """Cut a closed contour into ``dash`` px dashes every ``period`` px, skipping the border."""
-    pts = contour.reshape(-1, 2).astype(np.float64)
-    if len(pts) < 3:
-        return []
-    closed = np.vstack([pts, pts[:1]])
+    """Cut a closed polyline into ``dash`` px dashes every ``period`` px, where allowed."""
+    closed = np.vstack([points, points[:1]])
     seg = np.hypot(*np.diff(closed, axis=0).T)
     arc = np.concatenate([[0.0], np.cumsum(seg)])[:-1]
-    w, h = size
-    near_border = ((pts[:, 0] < border) | (pts[:, 1] < border) | (pts[:, 0] > w - 1 - border)) | (
-        pts[:, 1] > h - 1 - border
-    )
-    on = ((arc % period) < dash) & ~near_border
+    on = ((arc % period) < dash) & allowed
     out: list[NDArray[np.int32]] = []
     start = None
     for i, flag in enumerate([*on.tolist(), False]):
@@ -33,9 +31,48 @@ def _dashes(
             start = i
         elif not flag and start is not None:
             if i - start >= 2:
-                out.append((pts[start:i] * 16).round().astype(np.int32))
+                out.append((points[start:i] * 16).round().astype(np.int32))
             start = None
     return out
+
+
+def _inset_contours(region: NDArray[np.uint8], inset: float) -> list[NDArray[np.int32]]:
+    """Outer contours of ``region`` shrunk by ``inset`` px (the frame's edge counts as outside)."""
+    padded = cv2.copyMakeBorder(region, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(0,))
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_5)[1:-1, 1:-1]
+    core = (dist >= inset).astype(np.uint8)
+    contours, _ = cv2.findContours(core, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return [np.asarray(c, np.int32) for c in contours]
+
+
+def _sew(
+    canvas: NDArray[np.uint8],
+    contours: list[NDArray[np.int32]],
+    allowed: NDArray[np.bool_] | None,
+    scale: float,
+    unit: float,
+) -> None:
+    """Draw the contours (working px) as dashed thread on ``canvas`` (output px), in place."""
+    period, dash = _PERIOD * unit, _DASH * unit
+    thickness = max(1, round(_WIDTH * unit))
+    for contour in contours:
+        if cv2.arcLength(contour, True) * scale < 6 * period:
+            continue
+        pts = contour.reshape(-1, 2)
+        ok = np.ones(len(pts), bool) if allowed is None else allowed[pts[:, 1], pts[:, 0]]
+        # Smoothed along the contour, so the seam runs in gentle curves, not pixel steps.
+        k = max(1, min(len(pts) // 4, 3))
+        kernel = np.ones(2 * k + 1) / (2 * k + 1)
+        smooth = np.stack(
+            [
+                np.convolve(np.pad(pts[:, i].astype(np.float64), k, mode="wrap"), kernel, "valid")
+                for i in (0, 1)
+            ],
+            1,
+        )
+        dashes = _dashes((smooth + 0.5) * scale - 0.5, ok, period, dash)
+        if dashes:
+            cv2.polylines(canvas, dashes, False, (255,), thickness, cv2.LINE_AA, 4)
 
 
 def outline_stitches(
@@ -47,25 +84,36 @@ def outline_stitches(
     """
     w, h = size
     canvas = np.zeros((h, w), dtype=np.uint8)
+    _sew(canvas, _inset_contours((mask > 0.5).astype(np.uint8), inset), None, scale, unit)
+    return canvas.astype(np.float32) / 255.0
+
+
+def panel_stitches(
+    panels: NDArray[np.int32],
+    mask: Float,
+    scale: float,
+    size: tuple[int, int],
+    *,
+    unit: float,
+    min_share: float = 0.04,
+    inset: float = 3.0,
+    clearance: float = 12.0,
+) -> Float:
+    """Soft mask (``size``) of running stitches ``inset`` px inside the seams between the large
+    panels of ``panels`` (ids at the working size): every panel holding at least ``min_share``
+    of the toy. No stitch comes within ``clearance`` px of the toy's outline (it has its own).
+    """
+    w, h = size
+    canvas = np.zeros((h, w), dtype=np.uint8)
     inside = (mask > 0.5).astype(np.uint8)
+    total = float(inside.sum())
+    if total == 0:
+        return canvas.astype(np.float32)
     padded = cv2.copyMakeBorder(inside, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(0,))
-    dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_5)[1:-1, 1:-1]
-    core = (dist >= inset).astype(np.uint8)
-    contours, _ = cv2.findContours(core, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    period, dash = 17.0 * unit, 10.0 * unit
-    thickness = max(1, round(2.6 * unit))
-    for contour in contours:
-        if cv2.arcLength(contour, True) * scale < 6 * period:
-            continue
-        # Smoothed along the outline, so the seam runs in gentle curves, not pixel steps.
-        pts = contour.reshape(-1, 2).astype(np.float32)
-        k = max(1, min(len(pts) // 4, 3))
-        kernel = np.ones(2 * k + 1, np.float32) / (2 * k + 1)
-        smooth = np.stack(
-            [np.convolve(np.pad(pts[:, i], k, mode="wrap"), kernel, "valid") for i in (0, 1)], 1
-        )
-        scaled = ((smooth + 0.5) * scale - 0.5).round().astype(np.int32)
-        dashes = _dashes(scaled, dash=dash, period=period, border=-1.0, size=(w, h))
-        if dashes:
-            cv2.polylines(canvas, dashes, False, (255,), thickness, cv2.LINE_AA, 4)
+    depth = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_5)[1:-1, 1:-1]
+    allowed = depth >= clearance
+    counts = np.bincount(panels[inside > 0].ravel(), minlength=int(panels.max()) + 1)
+    for panel in np.flatnonzero(counts >= min_share * total).tolist():
+        region = ((panels == panel) & (inside > 0)).astype(np.uint8)
+        _sew(canvas, _inset_contours(region, inset), allowed, scale, unit)
     return canvas.astype(np.float32) / 255.0

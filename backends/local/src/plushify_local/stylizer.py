@@ -24,7 +24,7 @@ from .cues import EyePair
 from .decode import Bgr, resize_long_side
 from .detection import Box
 from .palette import felt_colours, paint
-from .quantize import Lab, bgr_to_lab, kmeans_lab, lab_to_bgr, mode_filter
+from .quantize import Lab, Labels, bgr_to_lab, kmeans_lab, lab_to_bgr, mode_filter
 from .regions import merge_regions, region_stats, split_components
 from .shading import dome, puff, seam_distance
 from .staging import Features, stage
@@ -56,8 +56,8 @@ def _smooth(image: Bgr) -> Bgr:
     return out
 
 
-def _plush(work: Bgr, mask: np.ndarray) -> Lab:
-    """The subject as stuffed fabric panels, in Lab at the working size."""
+def _plush(work: Bgr, mask: np.ndarray) -> tuple[Lab, Labels]:
+    """The subject as stuffed fabric panels, in Lab at the working size, and the panels' ids."""
     h, w = work.shape[:2]
     total = float(h * w)
     lab = bgr_to_lab(_smooth(work))
@@ -78,7 +78,7 @@ def _plush(work: Bgr, mask: np.ndarray) -> Lab:
         stats, fine_delta=0.0, fine_min_area=0.012 * total, panel_delta=0.0, panel_min_area=total
     )
     painted = puff(painted, seam_distance(panels), seam_distance(ids), bevel=12.0, scale=1.0)
-    return dome(painted, mask)
+    return dome(painted, mask), panels
 
 
 def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -140,7 +140,7 @@ def render(
     out_w, out_h = output_size(w, h)
     if min(out_w, out_h) < _MIN_STAGED:
         work = resize_long_side(image, WORK)
-        flat = lab_to_bgr(_plush(work, np.ones(work.shape[:2], np.float32)))
+        flat = lab_to_bgr(_plush(work, np.ones(work.shape[:2], np.float32))[0])
         out = np.asarray(cv2.resize(flat, (out_w, out_h), interpolation=cv2.INTER_AREA), np.uint8)
         return Rendering(out, Placement(out_w / w, 0.0, 0.0))
     small = resize_long_side(image, min(_SEGMENT, max(h, w)))
@@ -174,8 +174,11 @@ def render(
         image=work,
     )
     # Softened a little: the panels' pixel steps must not show once scaled up.
-    plush = np.asarray(cv2.GaussianBlur(lab_to_bgr(_plush(work, work_mask)), (0, 0), 0.7), np.uint8)
-    out, s, tx, ty = stage(plush, work_mask, features, out_w, out_h, zoom=out_w / w / f)
+    lab, panels = _plush(work, work_mask)
+    plush = np.asarray(cv2.GaussianBlur(lab_to_bgr(lab), (0, 0), 0.7), np.uint8)
+    out, s, tx, ty = stage(
+        plush, work_mask, features, out_w, out_h, zoom=out_w / w / f, panels=panels
+    )
     return Rendering(out, Placement(f * s, tx - ox0 * f * s, ty - oy0 * f * s))
 
 

@@ -106,11 +106,13 @@ def _grabcut(small: Bgr, prior: Float, boxes: Float) -> NDArray[np.uint8] | None
     # The frame's top and sides are background unless they look like the subject; the bottom
     # often cuts through the subject (a bust, a cat's chest), so only its plainest parts are.
     edge = np.zeros((h, w), bool)
-    sy, sx = max(1, round(h * 0.04)), max(1, round(w * 0.04))
+    sy, sx = max(1, round(h * 0.03)), max(1, round(w * 0.03))
     edge[:sy], edge[:, :sx], edge[:, w - sx :] = True, True, True
     bottom = np.zeros((h, w), bool)
     bottom[h - sy :] = True
-    init[((edge & (prior < 0.5)) | (bottom & (prior < 0.2))) & (boxes == 0)] = cv2.GC_BGD
+    # With a face found, the prior is already scaled down away from the person: stricter.
+    plain = 0.5 if (boxes > 1).any() else 0.3
+    init[((edge & (prior < plain)) | (bottom & (prior < 0.2))) & (boxes == 0)] = cv2.GC_BGD
     init[(boxes > 1) | (prior >= _SURE)] = cv2.GC_FGD
     fg = (init == cv2.GC_PR_FGD) | (init == cv2.GC_FGD)
     if fg.sum() < 16 or (~fg).sum() < 16:
