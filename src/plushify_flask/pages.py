@@ -81,7 +81,6 @@ def generation(generation_id: str) -> str:
         "generation.html",
         gen=gen,
         history=generation_history(gen, run),
-        download_name=download_name(gen, "image/png"),
         poll_interval=current_app.config["PLUSHIFY_POLL_INTERVAL_MS"],
     )
 
