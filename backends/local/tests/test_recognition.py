@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from local_helpers import PHOTOS, photo
 from plushify_local import LocalModel
@@ -31,6 +32,15 @@ def test_astronaut_face_and_eyes() -> None:
     for x, y in (face.left_eye, face.right_eye):
         assert box.x < x < box.x + box.w and box.y < y < box.y + box.h // 2
     assert face.left_eye[0] < face.right_eye[0]
+
+
+def test_face_filling_the_frame_is_found() -> None:
+    """A close portrait (the astronaut's face cropped to fill 112 px) is still a person."""
+    image = decode_image(photo("astronaut"))
+    close = np.ascontiguousarray(cv2.resize(image[60:190, 160:290], (112, 112)))
+    found = recognize(close)
+    assert found.subject_type == "person"
+    assert found.faces[0].w > 70
 
 
 def test_texture_is_not_a_face() -> None:

@@ -45,7 +45,7 @@ class Recognition:
     subject_type: SubjectType
     faces: tuple[Box, ...]  # human faces, largest first
     face_details: tuple[Face, ...]  # the same faces with score and eye points (neural only)
-    cat_faces: tuple[Box, ...]  # Haar cat faces (used by the renderer for bead eyes)
+    cat_faces: tuple[Box, ...]  # Haar cat faces on pets, only with recognize(cat_faces=True)
     label: Label | None  # None without the classifier, or when it is unsure
     pet_probability: float  # share of the classifier's belief on dogs, cats, rabbits, ...
     pet_index: int | None  # the most likely pet class (None without the classifier)
@@ -76,8 +76,12 @@ def _label(prediction: Prediction) -> Label | None:
     return Label(index, imagenet_labels()[index], caption_phrase(index), round(probability, 4))
 
 
-def recognize(image: Bgr) -> Recognition:
-    """Faces, label and subject type of ``image``; deterministic, safe from any thread."""
+def recognize(image: Bgr, *, cat_faces: bool = False) -> Recognition:
+    """Faces, label and subject type of ``image``; deterministic, safe from any thread.
+
+    ``cat_faces=True`` also runs the (slow, ~0.3 s) Haar cat-face search on pets, for the
+    renderer's bead eyes; the analysis does not need it.
+    """
     grayscale = is_grayscale(image)
     if recognition_engine() == "haar":
         boxes = tuple(detect_faces(image, grayscale=grayscale))
@@ -98,7 +102,7 @@ def recognize(image: Bgr) -> Recognition:
     else:
         subject = "other"
     cats: tuple[Box, ...] = ()
-    if subject == "pet":
+    if subject == "pet" and cat_faces:
         cats = tuple(c for c in detect_cat_faces(image) if not any(c.iou(f) > 0 for f in boxes))
     pet_index = max(PET_CLASSES, key=lambda i: (prediction.probabilities[i], -i))
     return Recognition(subject, boxes, faces, cats, label, pet, pet_index, grayscale, "neural")
