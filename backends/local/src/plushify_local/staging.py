@@ -164,7 +164,11 @@ def stage(
     fg *= (1.0 + 0.03 * grain)[:, :, None]
     stitches = outline_stitches(mask, s, (tw, th), unit=unit)
     if panels is not None:
-        stitches = np.maximum(stitches, panel_stitches(panels, mask, s, (tw, th), unit=unit))
+        faces = [
+            (f.x - f.w // 10, f.y - f.h // 10, f.w * 6 // 5, f.h * 6 // 5) for f in features.faces
+        ]
+        seams = panel_stitches(panels, mask, s, (tw, th), unit=unit, avoid=faces)
+        stitches = np.maximum(stitches, seams)
     fg *= (1.0 - 0.55 * stitches)[:, :, None]
     _faces(fg, features, s, mask)
     # Fuzzy silhouette: a sharp edge broken up by fur fringe noise.
