@@ -1,7 +1,8 @@
 """plushify-local: an offline, deterministic Plushify model (no network, no API key).
 
-Analysis uses the Haar cascades bundled with opencv-python-headless (frontal face -> person,
-cat face -> pet, else other); generation renders the photo as a sewn, stuffed plush toy.
+Analysis runs BlazeFace (faces -> person) and EfficientNet-Lite0 (ImageNet label; dogs, cats,
+rabbits -> pet, else other) on the CPU through cv2.dnn, falling back to OpenCV's Haar cascades
+when a weight package is missing; generation renders the photo as a sewn, stuffed plush toy.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ __all__ = ["LocalModel"]
 
 
 class LocalModel:
-    """Analyses photos with OpenCV's Haar cascades and renders them as plush toys, offline.
+    """Recognises photos with small neural nets on cv2.dnn and renders them as plush toys, offline.
 
     Stateless and thread-safe; the same input always gives the same answer and the same bytes.
     """
