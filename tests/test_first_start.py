@@ -55,6 +55,13 @@ class UpgradeRound:
 
 
 @dataclass(frozen=True)
+class OpenRound:
+    """One simultaneous first connection to a brand-new SQLite file."""
+
+    database_url: str
+
+
+@dataclass(frozen=True)
 class KeyRound:
     """One simultaneous first read of the secret key, in a brand-new data directory."""
 
@@ -86,6 +93,16 @@ def start_like_a_process(job: Round, serve: bool) -> str:
         plushify.database.dispose()
 
 
+def open_like_a_process(job: OpenRound) -> str:
+    """The first connection every process makes (WAL mode, pragmas); returns the journal mode."""
+    engine = create_engine(job.database_url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
+    finally:
+        engine.dispose()
+
+
 def upgrade_like_an_operator(job: UpgradeRound) -> str:
     """What `plushify db upgrade` does; returns each history's 'found>head'."""
     engine = create_engine(job.database_url)
@@ -105,6 +122,8 @@ def child(index: int, pipe: Pipe, barrier: Any) -> None:
         try:
             if isinstance(job, KeyRound):
                 pipe.send(("ok", load_secret_key(Path(job.data_dir))))
+            elif isinstance(job, OpenRound):
+                pipe.send(("ok", open_like_a_process(job)))
             elif isinstance(job, UpgradeRound):
                 pipe.send(("ok", upgrade_like_an_operator(job)))
             else:
@@ -204,6 +223,19 @@ def test_eight_processes_starting_at_once_ten_times(processes: list[Pipe], tmp_p
 def test_eight_processes_starting_at_once_many_times(processes: list[Pipe], tmp_path: Path) -> None:
     """The same, 50 times."""
     run_rounds(processes, tmp_path, rounds=50)
+
+
+# --- the SQLite file alone -------------------------------------------------------------------
+
+
+def test_eight_processes_opening_a_new_sqlite_file_at_once_all_get_wal(
+    processes: list[Pipe], tmp_path: Path
+) -> None:
+    """Switching a new file to WAL is refused at once ("database is locked", no busy wait) while
+    another connection switches it; every process must wait that out, not crash at start."""
+    for n in range(40):
+        url = f"sqlite:///{tmp_path / f'open-{n}.db'}"
+        assert start_all_at_once(processes, OpenRound(url)) == ["wal"] * PROCESSES
 
 
 # --- the secret key alone -------------------------------------------------------------------
