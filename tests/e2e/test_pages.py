@@ -76,8 +76,30 @@ def page_paths(site: Site, ids: dict[str, str]) -> list[str]:
     return sorted(paths)
 
 
+# Visible elements that stick out of the viewport, left or right, outside a scrolling or
+# clipping box of their own (a chip row or a table may scroll sideways inside its card).
+_STICKING_OUT = """() => {
+  const width = window.innerWidth, found = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    const box = el.getBoundingClientRect();
+    if (!box.width || !box.height || (box.left >= -1 && box.right <= width + 1)) continue;
+    if (getComputedStyle(el).position === "fixed") continue;
+    let up = el.parentElement, contained = false;
+    while (up && up !== document.body) {
+      if (getComputedStyle(up).overflowX !== "visible") { contained = true; break; }
+      up = up.parentElement;
+    }
+    if (!contained) found.push(`${el.tagName.toLowerCase()}.${el.className}`);
+  }
+  return found;
+}"""
+
+
 def overflow(page: Page) -> int:
-    """How many CSS pixels the page is wider than the viewport (0: no sideways scroll)."""
+    """How many CSS pixels the page is wider than the viewport (0: no sideways scroll); fails on
+    any element sticking out of the screen."""
+    sticking_out = page.evaluate(_STICKING_OUT)
+    assert not sticking_out, f"{page.url}: {sticking_out}"
     return int(
         page.evaluate(
             "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
@@ -111,6 +133,7 @@ def test_no_page_scrolls_sideways_on_a_phone(
         for name in ("alice", "admin"):
             phone = open_page(width=width, height=800, touch=True)
             sign_in(phone, live, name)
+            phone.wait_for_load_state("load")  # the stylesheet too, before measuring
             header = phone.locator(".topbar-inner").bounding_box()
             assert header is not None and header["height"] < 60, (width, name, header)
             for path in paths:
@@ -119,6 +142,10 @@ def test_no_page_scrolls_sideways_on_a_phone(
                 response = phone.goto(live.url + path)
                 assert response is not None and response.status == 200, (width, path)
                 assert overflow(phone) == 0, (width, name, path)
+                if path == "/":  # with a photo chosen: preview, "Choose another", submit
+                    phone.set_input_files("#file-input", str(photo_file(tmp_path, "rocket.jpg")))
+                    expect(phone.locator("#clear-file")).to_be_visible()
+                    assert overflow(phone) == 0, (width, name, "/ with a photo")
 
 
 def test_the_generation_page_shows_whole_images_and_downloads_a_dated_file(
