@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -32,6 +33,19 @@ def test_analyze_from_many_threads_matches_one_thread(local_model: LocalModel) -
     assert len(results) == len(jobs)
     for name, analysis in results:
         assert analysis == expected[name], name
+
+
+def _analyze(data: bytes) -> Analysis:
+    return LocalModel().analyze(data, "image/jpeg")
+
+
+def test_forked_workers_match_the_parent(local_model: LocalModel) -> None:
+    """Processes forked after the parent loaded its networks (as worker pools do) agree with it."""
+    photos = [photo("astronaut"), photo("chelsea"), photo("coffee")]
+    expected = [local_model.analyze(data, "image/jpeg") for data in photos]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.map(_analyze, photos * 2)
+    assert results == expected * 2
 
 
 def test_generate_from_many_threads_matches_one_thread() -> None:
