@@ -543,3 +543,13 @@ def test_a_failing_migration_leaves_the_database_as_it_was(
     assert {c["name"] for c in inspector.get_columns("parent")} == {"id"}
     with transaction(empty_db, write=False) as conn:
         assert conn.exec_driver_sql("SELECT id FROM parent").all() == [(1,)]
+
+
+def test_revisions_in_a_directory_with_a_percent_sign_load(tmp_path: Path) -> None:
+    """Installed under any path: Alembic's options are interpolated, so '%' must not break it."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'pc.db'}")
+    try:
+        history = parent_child_history(tmp_path / "100%" / "v1", [_PARENT_CHILD], note=False)
+        assert upgrade_schema(engine, history) == (None, "r1")
+    finally:
+        engine.dispose()

@@ -75,7 +75,8 @@ class SchemaHistory:
     def config(self, connection: Connection | None = None) -> Config:
         """An Alembic config for this history; ``connection`` is what ``env.py`` migrates."""
         cfg = Config()
-        cfg.set_main_option("script_location", str(self.script_location))
+        # Config options go through configparser interpolation: a '%' in the path must be doubled.
+        cfg.set_main_option("script_location", str(self.script_location).replace("%", "%%"))
         cfg.attributes["history"] = self
         if connection is not None:
             cfg.attributes["connection"] = connection
