@@ -47,7 +47,7 @@ class _Blob:
     contrast: float  # centre minus surround grey level (negative: darker than around it)
 
 
-def _blobs(gray: Gray, box: Box) -> list[_Blob]:
+def _blobs(gray: Gray, box: Box, min_contrast: float = _MIN_CONTRAST) -> list[_Blob]:
     """The most contrasted compact dark spots in the search window, in ``gray`` coordinates.
 
     A difference of Gaussians sized to a pupil answers strongly to small dark discs and
@@ -65,17 +65,19 @@ def _blobs(gray: Gray, box: Box) -> list[_Blob]:
     response = np.round((inner - outer) * 16.0) / 16.0
     size = 2 * max(1, round(box.w * _SPACING)) + 1
     lowest = cv2.erode(response, np.ones((size, size), np.uint8))
-    ys, xs = np.nonzero((response == lowest) & (response <= -_MIN_CONTRAST))
+    ys, xs = np.nonzero((response == lowest) & (response <= -min_contrast))
     found = sorted(zip(response[ys, xs].tolist(), xs.tolist(), ys.tolist(), strict=True))
     return [_Blob(float(x0 + x), float(y0 + y), v) for v, x, y in found[:_CANDIDATES]]
 
 
-def _pair_cost(a: _Blob, b: _Blob, box: Box) -> float | None:
+def _pair_cost(
+    a: _Blob, b: _Blob, box: Box, spread: tuple[float, float] = (0.3, 2.2)
+) -> float | None:
     """Contrast of a plausible pair of pupils (lower is better), or None if implausible."""
     left, right = (a, b) if a.x <= b.x else (b, a)
     dx, dy = right.x - left.x, abs(right.y - left.y)
     plausible = (
-        box.w * 0.3 <= dx <= box.w * 2.2
+        box.w * spread[0] <= dx <= box.w * spread[1]
         and dy <= dx * 0.3
         and max(a.contrast, b.contrast) <= 0.4 * min(a.contrast, b.contrast)
         and left.x < box.x + box.w * 0.5 < right.x
@@ -84,11 +86,21 @@ def _pair_cost(a: _Blob, b: _Blob, box: Box) -> float | None:
     return a.contrast + b.contrast if plausible else None
 
 
-def find_cat_pupils(gray: Gray, box: Box) -> list[CatEye]:
-    """The two pupils of the cat whose face ``box`` frames, left first; [] when none fit."""
+def find_cat_pupils(
+    gray: Gray,
+    box: Box,
+    *,
+    min_contrast: float = _MIN_CONTRAST,
+    spread: tuple[float, float] = (0.3, 2.2),
+) -> list[CatEye]:
+    """The two pupils of the cat whose face ``box`` frames, left first; [] when none fit.
+
+    ``min_contrast``: grey levels each pupil must be darker than its surround; ``spread``: the
+    least and most distance between them, in box widths (tighten both when the box is a guess).
+    """
     best: tuple[float, list[CatEye]] | None = None
-    for a, b in combinations(_blobs(gray, box), 2):
-        cost = _pair_cost(a, b, box)
+    for a, b in combinations(_blobs(gray, box, min_contrast), 2):
+        cost = _pair_cost(a, b, box, spread)
         if cost is None or (best is not None and cost >= best[0]):
             continue
         r = abs(a.x - b.x) * _BEAD

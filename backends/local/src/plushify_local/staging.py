@@ -31,6 +31,7 @@ _MARGIN_X, _MARGIN_TOP, _MARGIN_BOTTOM = 0.07, 0.06, 0.09  # shares of the frame
 _MAX_ZOOM = 3.0  # a small subject may grow at most this much over its size in the photo
 _TEXTURE = 1024  # side of the cached noise textures (covers any output)
 _COARSE = 8  # shadows are computed at 1/8 of the output size
+_GUESSED_PUPIL = 30.0  # contrast a pupil needs when no detector framed the face (grey levels)
 _CAT_PUPIL = 1.35  # cat bead eyes are upright ovals, like their pupils
 
 
@@ -112,7 +113,8 @@ def _faces(fg: Float, features: Features, s: float, mask: Float) -> None:
             paint_bead_eye(fg, eye.x * s, eye.y * s, eye.r * s, aspect=_CAT_PUPIL)
     if features.pet and not features.cats and not features.faces:
         # Only pupils actually found get beads: a guess would put them on fur.
-        for eye in find_cat_pupils(gray, _pet_face(mask)):
+        guess = _pet_face(mask)
+        for eye in find_cat_pupils(gray, guess, min_contrast=_GUESSED_PUPIL, spread=(0.7, 1.3)):
             paint_bead_eye(fg, eye.x * s, eye.y * s, eye.r * s, aspect=_CAT_PUPIL)
 
 

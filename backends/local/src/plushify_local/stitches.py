@@ -97,7 +97,7 @@ def panel_stitches(
     size: tuple[int, int],
     *,
     unit: float,
-    min_share: float = 0.04,
+    min_share: float = 0.06,
     inset: float = 3.0,
     clearance: float = 12.0,
     avoid: Sequence[tuple[int, int, int, int]] = (),

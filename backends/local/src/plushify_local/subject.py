@@ -33,6 +33,7 @@ _CLOSING = 0.07  # radius of the closing that joins a subject's parts, share of 
 _CLOSE_UP = 0.05  # an animal face box this share of the frame: a close-up, no background
 _FLAT = 16.0  # ΔE under which nothing in a photo stands out from its borders
 _PET_SEPARATION = 25.0  # ΔE under which a pet photo has no separable subject: a close-up
+_WEAK_EDGES = 55.0  # mean lightness gradient along a cut that follows no real outline
 _HEAD_SHARE = 0.15  # an animal whose cut-out is smaller than this share is a close-up too
 _MIN_SHARE, _MAX_SHARE = 0.01, 0.85  # masks outside these shares of the frame are not trusted
 
@@ -145,9 +146,12 @@ def _clean(mask: NDArray[np.uint8], boxes: Float) -> NDArray[np.uint8]:
     mask = np.asarray(cv2.morphologyEx(padded, cv2.MORPH_CLOSE, disc), np.uint8)[r:-r, r:-r]
     n, comp, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n > 2:
+        # Still apart after the closing: one toy, so the largest piece (and any face's).
         areas = stats[1:, cv2.CC_STAT_AREA]
         keep = np.zeros(n, bool)
-        keep[1:] = areas >= 0.25 * areas.max()
+        keep[1 + int(np.argmax(areas))] = True
+        for i in np.unique(comp[boxes > 1]).tolist():
+            keep[i] = keep[i] or i > 0
         mask = keep[comp].astype(np.uint8)
     # Holes: background pixels not reachable from the frame's border.
     padded = np.asarray(
@@ -213,9 +217,6 @@ def subject_mask(
     if separation < _FLAT:
         # Nothing stands out (a texture: grass, bricks, a starry sky): the photo is the toy.
         return full
-    if pet and separation < _PET_SEPARATION:
-        # A pet that looks like its surroundings everywhere: a close-up filling the frame.
-        return _head(h, w)
     if faces:
         # A person is where their face is: colour elsewhere (a flag, a poster) is background.
         person = np.zeros((th, tw), np.float32)
@@ -236,10 +237,11 @@ def subject_mask(
         if core.mean() >= _MIN_SHARE and _edge_score(lab, core) > _edge_score(lab, cut) * 1.15:
             cut = core
     share = float(cut.mean())
-    touching = sum(float(side.mean()) > 0.3 for side in (cut[0], cut[-1], cut[:, 0], cut[:, -1]))
-    if (animals or pet) and (share < _HEAD_SHARE or touching >= 1):
-        # An animal found but hardly any subject cut out, or one running off the frame: a
-        # close-up whose fur fills the photo. It becomes a round stuffed head.
+    blurred = separation < _PET_SEPARATION and _edge_score(lab, cut) < _WEAK_EDGES
+    if (animals or pet) and (share < _HEAD_SHARE or blurred):
+        # An animal found but hardly any subject cut out, or a cut through fur that looks
+        # like its surroundings (no strong edge along it): a close-up whose fur fills the
+        # photo. It becomes a round stuffed head.
         return _head(h, w)
     if not _MIN_SHARE <= share <= _MAX_SHARE:
         return full
