@@ -260,3 +260,14 @@ def test_signup_states_the_username_rule(site: Site) -> None:
     page = site.app.test_client().get("/signup").get_data(as_text=True)
     assert 'aria-describedby="username-rule"' in page
     assert "2 to 32 characters: letters, digits, and _ . -" in page
+
+
+def test_the_page_of_a_generation_in_progress_offers_cancel(site: Site) -> None:
+    """While it is processing, /g/<id> shows its step, Cancel, and neither Delete nor Download."""
+    user = site.user()
+    client = site.client(user)
+    gen = site.plushify.submit(user.id, photo())
+    page = client.get(f"/g/{gen.id}").get_data(as_text=True)
+    assert 'data-status="processing"' in page and 'data-action="cancel"' in page
+    assert "Waiting for a free worker" in page
+    assert 'data-action="delete"' not in page and "/download" not in page
