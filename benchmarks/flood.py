@@ -9,6 +9,7 @@
 
 It prints the flood's answers, the server's CPU seconds and peak memory, and both latency
 distributions with the p99 ratio (the goal: within 2x of idle). It measures; it asserts nothing.
+The flood runs in a process of its own, so its threads do not slow the measuring client.
 """
 
 from __future__ import annotations
@@ -130,6 +131,36 @@ def flood(
     return seen
 
 
+def flood_process(port: int, token: str, connections: int, seconds: float) -> None:
+    """The flood's own process: ``connections`` threads for ``seconds``; prints the answers."""
+    body, content_type = multipart(big_png())
+    stop = threading.Event()
+    results: list[Counter[int]] = []
+    workers = [
+        threading.Thread(
+            target=lambda: results.append(flood(port, token, body, content_type, stop))
+        )
+        for _ in range(connections)
+    ]
+    print(json.dumps({"upload_bytes": len(body)}), flush=True)
+    for w in workers:
+        w.start()
+    time.sleep(seconds)
+    stop.set()
+    for w in workers:
+        w.join()
+    total: Counter[int] = Counter()
+    for r in results:
+        total.update(r)
+    print(json.dumps({str(k): v for k, v in total.items()}), flush=True)
+
+
+def _drain(stream: Any) -> None:
+    # The server logs (waitress warns at every queued task under load): a full pipe would block it.
+    for _line in stream:
+        pass
+
+
 def run(seconds: float, connections: int, threads: int) -> dict[str, Any]:
     """Start the server, measure idle and flooded latency, stop the server."""
     with tempfile.TemporaryDirectory(prefix="plushify-flood-") as tmp:
@@ -175,40 +206,38 @@ def run(seconds: float, connections: int, threads: int) -> dict[str, Any]:
             if match is None:
                 raise RuntimeError(banner)
             port = int(match.group(1))
+            threading.Thread(target=_drain, args=(server.stdout,), daemon=True).start()
             probe(port, victim, 2.0)  # warm up
             idle = probe(port, victim, seconds)
-            body, content_type = multipart(big_png())
             cpu_before, _ = _proc_stats(server.pid)
-            stop = threading.Event()
-            results: list[Counter[int]] = []
-            workers = [
-                threading.Thread(
-                    target=lambda: results.append(flood(port, flooder, body, content_type, stop))
-                )
-                for _ in range(connections)
-            ]
-            for w in workers:
-                w.start()
+            flooder_proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "benchmarks.flood", "--flood-worker", str(port)),
+                    *(flooder, "--connections", str(connections), "--seconds", str(seconds + 2.0)),
+                ],
+                env=env,
+                cwd=Path(__file__).resolve().parent.parent,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert flooder_proc.stdout is not None
+            upload_bytes = json.loads(flooder_proc.stdout.readline())["upload_bytes"]
             time.sleep(1.0)  # let the flood reach full speed before measuring
             flooded = probe(port, victim, seconds)
-            stop.set()
-            for w in workers:
-                w.join()
+            answers = json.loads(flooder_proc.stdout.readline())
+            flooder_proc.wait(timeout=120)
             cpu_after, peak = _proc_stats(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=60)
-    statuses: Counter[int] = Counter()
-    for r in results:
-        statuses.update(r)
     idle_s, flooded_s = _summary(idle), _summary(flooded)
     return {
         "seconds": seconds,
         "connections": connections,
         "server_threads": threads,
-        "upload_bytes": len(body),
-        "flood_answers": dict(statuses),
-        "flood_requests_per_s": round(sum(statuses.values()) / (seconds + 1.0), 1),
+        "upload_bytes": upload_bytes,
+        "flood_answers": answers,
+        "flood_requests_per_s": round(sum(answers.values()) / (seconds + 2.0), 1),
         "server_cpu_s_during_flood": round(cpu_after - cpu_before, 2),
         "server_peak_rss_mib": round(peak / 2**20, 1),
         "idle": idle_s,
@@ -223,7 +252,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=8, help="plushify serve --threads")
+    parser.add_argument(
+        "--flood-worker", nargs=2, metavar=("PORT", "TOKEN"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
+    if args.flood_worker:
+        flood_process(
+            int(args.flood_worker[0]), args.flood_worker[1], args.connections, args.seconds
+        )
+        return
     print(json.dumps(run(args.seconds, args.connections, args.threads), indent=2))
 
 

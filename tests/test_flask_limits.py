@@ -74,6 +74,39 @@ def test_a_caller_without_credit_is_refused_without_waiting_for_a_decode(
     assert accepted["status"] == 202
 
 
+def test_one_client_gets_a_bounded_number_of_writes_in_flight(
+    tmp_path: Path, database_url: str, one_decode_slot: None
+) -> None:
+    """With ``writes_per_client=1``: while a client's upload is running, its next write is 429
+    at once (before any work); its reads and other clients' writes go through."""
+    from plushify_flask.config import WebSettings
+
+    with make_site(tmp_path, database_url, web=WebSettings(writes_per_client=1)) as site:
+        busy, other = site.user(credits=2), site.user(credits=0)
+        headers = site.token(busy)
+        first: dict[str, Any] = {}
+        second: dict[str, Any] = {}
+        with images._decode_slot():  # hold the first upload inside its decode
+            running = threading.Thread(target=_upload, args=(site, headers, first))
+            running.start()
+            running.join(timeout=0.5)
+            assert running.is_alive()
+            _upload(site, headers, second)
+            assert second["status"] == 429
+            assert second["body"]["error"]["code"] == "too_many_requests"
+            client = site.app.test_client()
+            assert client.get("/api/credits", headers=headers).status_code == 200
+            refused_elsewhere: dict[str, Any] = {}
+            _upload(site, site.token(other), refused_elsewhere)
+            assert refused_elsewhere["status"] == 402  # another client: its own answer
+        running.join(timeout=60)
+        assert first["status"] == 202
+        assert site.plushify.balance(busy.id).in_use == 1  # the refused write reserved nothing
+        again: dict[str, Any] = {}
+        _upload(site, headers, again)
+        assert again["status"] == 202  # the slot was released when the first answer finished
+
+
 def test_too_many_in_progress_is_refused_before_reading_the_upload(site: Site) -> None:
     """At max_in_flight the answer is 429 even for an upload that is not an image."""
     user = site.user(credits=50)

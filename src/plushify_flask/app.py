@@ -93,6 +93,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app,
         presigned_images=settings.storage_url.startswith("s3://"),
         trusted_proxies=web.trusted_proxies,
+        writes_per_client=web.writes_per_client,
     )
     init_errors(app)
     init_presenters(app)

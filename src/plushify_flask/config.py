@@ -61,6 +61,12 @@ class WebSettings(BaseSettings):
     password_hash_wait: float = Field(
         2.0, ge=0, description="Seconds a login or sign-up waits for a hashing slot (then 503)."
     )
+    writes_per_client: int = Field(
+        4,
+        ge=0,
+        description="Writes (uploads, logins…) one client may have running at once per process; "
+        "0: no limit.",
+    )
     token_days: int = Field(
         90, ge=0, description="Default lifetime of a new API token, days; 0: no expiry."
     )

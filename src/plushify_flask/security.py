@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .fairness import init_write_limit
 from .typed_ext import CSRFProtect
 
 __all__ = ["bearer_token", "client_address", "csrf", "init_security", "is_bearer_request"]
@@ -54,8 +55,13 @@ def _csp(img_extra: str) -> str:
     )
 
 
-def init_security(app: Flask, *, presigned_images: bool, trusted_proxies: int = 0) -> None:
-    """Install CSRF checks, security headers and (optionally) ``ProxyFix`` on ``app``."""
+def init_security(
+    app: Flask, *, presigned_images: bool, trusted_proxies: int = 0, writes_per_client: int = 0
+) -> None:
+    """Install CSRF checks, security headers and, when asked, the per-client write limit
+    (:mod:`~plushify_flask.fairness`) and ``ProxyFix`` (so the limit sees real addresses)."""
+    if writes_per_client:
+        init_write_limit(app, writes_per_client)  # the first before_request hook
     if trusted_proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=trusted_proxies, x_proto=trusted_proxies
