@@ -28,7 +28,7 @@ from .quantize import Lab, Labels, bgr_to_lab, kmeans_lab, lab_to_bgr, mode_filt
 from .regions import merge_regions, region_stats, split_components
 from .shading import dome, puff, seam_distance
 from .staging import Features, stage
-from .subject import subject_mask
+from .subject import cut_subject
 
 __all__ = ["MAX_OUTPUT", "WORK", "Placement", "Rendering", "output_size", "render", "stylize"]
 
@@ -145,16 +145,17 @@ def render(
         return Rendering(out, Placement(out_w / w, 0.0, 0.0))
     small = resize_long_side(image, min(_SEGMENT, max(h, w)))
     k = small.shape[1] / w
-    mask = subject_mask(
+    cut = cut_subject(
         small, [b.scaled(k) for b in faces], [b.scaled(k) for b in cats], pet=pet or bool(cats)
     )
+    mask = cut.mask
     x0, y0, x1, y1 = _box(mask)
     # The same box in photo pixels, then resized so that its long side is WORK.
     ox0, oy0 = round(x0 / k), round(y0 / k)
     ox1, oy1 = max(ox0 + 1, min(w, round(x1 / k))), max(oy0 + 1, min(h, round(y1 / k)))
     work = resize_long_side(image[oy0:oy1, ox0:ox1], WORK)
     wh, ww = work.shape[:2]
-    if mask.min() >= 1.0:
+    if cut.kind == "whole":
         work_mask = _cushion(wh, ww)
     else:
         sub = np.ascontiguousarray(mask[y0:y1, x0:x1])
@@ -170,7 +171,8 @@ def render(
         faces=[_moved(b, to_work) for b in faces],
         cats=[_moved(b, to_work) for b in cats],
         eyes=work_eyes,
-        pet=pet or bool(cats),
+        # Pupils are searched without a face box only on a close-up (a side view has one eye).
+        pet=cut.kind == "head",
         image=work,
     )
     # Softened a little: the panels' pixel steps must not show once scaled up.

@@ -10,6 +10,8 @@ cleaned (main parts kept, holes filled, outline rounded) and returned at the wor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -19,7 +21,7 @@ from .decode import Bgr, resize_long_side
 from .detection import Box
 from .quantize import bgr_to_lab
 
-__all__ = ["GRABCUT_SIZE", "subject_mask"]
+__all__ = ["GRABCUT_SIZE", "Cut", "cut_subject", "subject_mask"]
 
 Float = NDArray[np.float32]
 
@@ -31,11 +33,21 @@ _STRIP = 0.06  # share of each side's length taken as that border's sample
 _SURE = 0.85  # prior at which a pixel is taken as certainly subject
 _CLOSING = 0.07  # radius of the closing that joins a subject's parts, share of the long side
 _CLOSE_UP = 0.05  # an animal face box this share of the frame: a close-up, no background
+_FLAT_EDGE, _PLAIN_SHARE = 3.0, 0.5  # half the frame's edge within 3 ΔE of one colour: plain
 _FLAT = 16.0  # ΔE under which nothing in a photo stands out from its borders
 _PET_SEPARATION = 25.0  # ΔE under which a pet photo has no separable subject: a close-up
 _WEAK_EDGES = 55.0  # mean lightness gradient along a cut that follows no real outline
 _HEAD_SHARE = 0.15  # an animal whose cut-out is smaller than this share is a close-up too
 _MIN_SHARE, _MAX_SHARE = 0.01, 0.85  # masks outside these shares of the frame are not trusted
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A subject's mask and what it is: a ``cut`` from GrabCut, an animal close-up made a round
+    ``head``, or the ``whole`` photo (a texture, a tiny photo, a cut that failed)."""
+
+    mask: Float
+    kind: Literal["cut", "head", "whole"]
 
 
 def _side_distances(lab: Float) -> list[Float]:
@@ -56,10 +68,24 @@ def _side_distances(lab: Float) -> list[Float]:
     return out
 
 
+def _plain_backdrop(lab: Float) -> NDArray[np.float32] | None:
+    """The background's colour when most of the frame's edge is one flat colour, else None."""
+    edge = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
+    colour = np.median(edge, axis=0).astype(np.float32)
+    close = np.sqrt(np.sum((edge - colour) ** 2, axis=1)) < _FLAT_EDGE
+    return colour if float(close.mean()) >= _PLAIN_SHARE else None
+
+
 def _prior(lab: Float) -> tuple[Float, float]:
     """0..1: how unlike the background borders each pixel is, weighted towards the centre; and
     how well anything separates at all (the 97th percentile of that unlikeness, in ΔE)."""
     h, w = lab.shape[:2]
+    plain = _plain_backdrop(lab)
+    if plain is not None:
+        # A cut-out or a studio shot: the background is one flat colour, whatever the
+        # subject touches.
+        contrast = np.sqrt(np.sum((lab - plain) ** 2, axis=2))
+        return np.clip(contrast / 12.0, 0.0, 1.0).astype(np.float32), 100.0
     # A subject often runs off one or two borders (a bust off the bottom): a pixel counts as
     # unlike the background when it is unlike at least two borders (second-largest distance).
     contrast = np.sort(np.stack(_side_distances(lab)), axis=0)[2]
@@ -188,10 +214,10 @@ def _head(h: int, w: int) -> Float:
     return np.asarray(np.clip((1.0 - d) * min(rx, ry) + 0.5, 0.0, 1.0), np.float32)
 
 
-def subject_mask(
+def cut_subject(
     small: Bgr, faces: Sequence[Box] = (), animals: Sequence[Box] = (), *, pet: bool = False
-) -> Float:
-    """A 0..1 mask of the subject of ``small`` (boxes in its pixels), at its size.
+) -> Cut:
+    """The subject of ``small`` (boxes in its pixels): a 0..1 mask at its size, and its kind.
 
     ``pet``: the photo shows a pet (even if no animal face box was found); a close-up of one
     becomes a round head.
@@ -203,20 +229,20 @@ def subject_mask(
     h, w = small.shape[:2]
     full = np.ones((h, w), np.float32)
     if min(h, w) < 24:
-        return full
+        return Cut(full, "whole")
     if any(a.area >= _CLOSE_UP * h * w for a in animals):
-        return _head(h, w)
+        return Cut(_head(h, w), "head")
     tiny = resize_long_side(small, GRABCUT_SIZE)
     th, tw = tiny.shape[:2]
     if min(th, tw) < 16:
-        return full
+        return Cut(full, "whole")
     f = tw / w
     lab = bgr_to_lab(np.asarray(cv2.GaussianBlur(tiny, (0, 0), 1.0), np.uint8))
     boxes = _boxes_prior((th, tw), [b.scaled(f) for b in faces], [b.scaled(f) for b in animals])
     prior, separation = _prior(lab)
     if separation < _FLAT:
         # Nothing stands out (a texture: grass, bricks, a starry sky): the photo is the toy.
-        return full
+        return Cut(full, "whole")
     if faces:
         # A person is where their face is: colour elsewhere (a flag, a poster) is background.
         person = np.zeros((th, tw), np.float32)
@@ -227,7 +253,7 @@ def subject_mask(
     prior = np.maximum(prior, (boxes > 1).astype(np.float32))
     cut = _grabcut(tiny, prior, boxes)
     if cut is None:
-        return full
+        return Cut(full, "whole")
     cut = _clean(cut, boxes)
     # GrabCut may grow into a background that shades off slowly (a dusk sky round a rocket);
     # the prior's sure core is kept instead when its outline follows stronger edges.
@@ -242,9 +268,16 @@ def subject_mask(
         # An animal found but hardly any subject cut out, or a cut through fur that looks
         # like its surroundings (no strong edge along it): a close-up whose fur fills the
         # photo. It becomes a round stuffed head.
-        return _head(h, w)
+        return Cut(_head(h, w), "head")
     if not _MIN_SHARE <= share <= _MAX_SHARE:
-        return full
+        return Cut(full, "whole")
     up = cv2.resize(cut.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     soft = cv2.GaussianBlur(up, (0, 0), max(0.8, w / tw * 0.7))
-    return np.asarray(np.clip((soft - 0.5) * 1.6 + 0.5, 0.0, 1.0), np.float32)
+    return Cut(np.asarray(np.clip((soft - 0.5) * 1.6 + 0.5, 0.0, 1.0), np.float32), "cut")
+
+
+def subject_mask(
+    small: Bgr, faces: Sequence[Box] = (), animals: Sequence[Box] = (), *, pet: bool = False
+) -> Float:
+    """Only the mask of :func:`cut_subject`."""
+    return cut_subject(small, faces, animals, pet=pet).mask
