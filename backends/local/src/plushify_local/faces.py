@@ -2,14 +2,14 @@
 
 The photo is searched whole and in overlapping tiles, so faces a few percent of a large photo
 wide are still found at the network's 192 px input; a minimum size and score keep out the tiny
-false faces that texture produces. A ``cv2.dnn.Net`` is not thread-safe: one per thread.
+false faces that texture produces. A ``cv2.dnn.Net`` is not thread-safe: threads borrow nets
+from a bounded pool.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import threading
 from dataclasses import dataclass
 
 import cv2
@@ -18,9 +18,10 @@ from numpy.typing import NDArray
 
 from .decode import Bgr
 from .detection import Box
+from .netpool import NetPool
 from .weights import FACE_DETECTOR
 
-__all__ = ["Face", "detect_faces_dnn", "face_detector_available"]
+__all__ = ["NETS", "Face", "detect_faces_dnn", "face_detector_available"]
 
 _INPUT = 192
 _SCORE = 0.6  # MediaPipe's own threshold for the full-range model
@@ -59,29 +60,26 @@ def face_detector_available() -> bool:
     return FACE_DETECTOR.path is not None
 
 
-_local = threading.local()
+def _load() -> cv2.dnn.Net:
+    path = FACE_DETECTOR.path
+    if path is None:
+        raise RuntimeError("the face detector is not installed")
+    return cv2.dnn.readNetFromTFLite(str(path))
 
 
-def _net() -> cv2.dnn.Net:
-    net: cv2.dnn.Net | None = getattr(_local, "net", None)
-    if net is None:
-        path = FACE_DETECTOR.path
-        if path is None:
-            raise RuntimeError("the face detector is not installed")
-        net = cv2.dnn.readNetFromTFLite(str(path))
-        _local.net = net
-    return net
+NETS = NetPool(_load)
+"""BlazeFace nets (a ``cv2.dnn.Net`` is not thread-safe: one thread per net)."""
 
 
 def _run(square: Bgr) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Raw (boxes, scores) on a square crop: boxes as (x0, y0, x1, y1, 12 keypoint values)."""
-    net = _net()
     blob = cv2.dnn.blobFromImage(
         square, 1 / 127.5, (_INPUT, _INPUT), (127.5, 127.5, 127.5), swapRB=True
     )
-    net.setInput(blob)
-    names = net.getUnconnectedOutLayersNames()
-    outs = dict(zip(names, net.forward(names), strict=True))
+    with NETS.borrow() as net:
+        net.setInput(blob)
+        names = net.getUnconnectedOutLayersNames()
+        outs = dict(zip(names, net.forward(names), strict=True))
     scores_raw = next(v for k, v in outs.items() if "classif" in k).reshape(-1)
     raw = next(v for k, v in outs.items() if "regress" in k).reshape(-1, 16) / _INPUT
     scores = 1.0 / (1.0 + np.exp(-np.clip(scores_raw, -80, 80)))
