@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from plushify_local.decode import resize_long_side
+from local_helpers import encode
+from PIL import Image
+from plushify_local.decode import decode_image, resize_long_side
 from plushify_local.stylizer import render
-from plushify_local.subject import subject_mask
+from plushify_local.subject import cut_subject, subject_mask
 
 W, H = 480, 360
 CX, CY, R = 240, 200, 90
@@ -74,3 +76,19 @@ def test_texture_photo_becomes_a_cushion() -> None:
     centre = out[round(cy) - 20 : round(cy) + 20, round(cx) - 20 : round(cx) + 20]
     b, g, r = centre.reshape(-1, 3).mean(axis=0)
     assert g > r and g > b  # still the photo's green, not the backdrop
+
+
+def test_cut_out_touching_the_frame_keeps_its_shape() -> None:
+    """A transparent PNG whose subject touches three edges of the frame (a tightly cropped
+    cut-out) is cut along its alpha, not along the edges it touches."""
+    rgba = np.zeros((300, 400, 4), np.uint8)
+    cv2.ellipse(rgba, (140, 150), (150, 160), 0, 0, 360, (200, 120, 60, 255), -1)  # RGBA
+    rng = np.random.default_rng(9)
+    rgba[:, :, :3] = np.clip(rgba[:, :, :3] + rng.normal(0, 8, (300, 400, 3)), 0, 255)
+    image = decode_image(encode(Image.fromarray(rgba, "RGBA")), "image/png")
+    small = resize_long_side(image, 256)
+    cut = cut_subject(small)
+    assert cut.kind == "cut"
+    truth = cv2.resize(rgba[:, :, 3], (small.shape[1], small.shape[0])) > 127
+    found = cut.mask > 0.5
+    assert (found & truth).sum() / (found | truth).sum() > 0.85
