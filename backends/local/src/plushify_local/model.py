@@ -27,9 +27,8 @@ class LocalModel:
 
     def analyze(self, image: bytes, content_type: str) -> Analysis:
         """Say whether the photo shows a person, a pet or something else, and describe it."""
-        pixels = decode_image(image, content_type)
         try:
-            return analyze_image(pixels)
+            return analyze_image(decode_image(image, content_type))
         except PlushifyError:
             raise
         except Exception as exc:
@@ -40,9 +39,8 @@ class LocalModel:
 
         ``prompt`` is accepted for the protocol; the offline stylizer follows the photo itself.
         """
-        pixels = decode_image(image, content_type)
         try:
-            return encode_png(self._render(pixels))
+            return encode_png(self._render(decode_image(image, content_type)))
         except PlushifyError:
             raise
         except Exception as exc:
