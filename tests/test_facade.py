@@ -9,6 +9,7 @@ import pytest
 from facade_support import Harness, make_harness
 from PIL import Image
 
+from plushify_core.database import transaction
 from plushify_core.errors import (
     InsufficientCredits,
     InvalidImage,
@@ -17,7 +18,7 @@ from plushify_core.errors import (
     NotRetryable,
     TooManyInProgress,
 )
-from plushify_core.generations import STEPS
+from plushify_core.generations import STEPS, progress
 from plushify_core.storage import generated_key, original_key, staging_key
 from plushify_core.testing.images import exif_jpeg, hostile_corpus, photo
 
@@ -286,11 +287,13 @@ def test_upload_original_rerun_after_crash_reuses_the_stored_original(h: Harness
     gen = h.app.submit("ned", photo(seed=31))
     # Given the step's work was done once but never recorded (the worker died right after)
     first = h.app.pipeline.upload_original("ned", gen.id)
-    assert not h.app.storage.exists(staging_key("ned", gen.id))
-    # When the run executes, the step runs again and finds the original already stored
+    # (the upload stays until the original's key is durably recorded)
+    assert h.app.storage.exists(staging_key("ned", gen.id))
+    # When the run executes, the step runs again over the same key
     h.drain()
     done = h.app.get("ned", gen.id)
     assert done.status == "completed" and done.original_key == first.key
+    assert not h.app.storage.exists(staging_key("ned", gen.id))
     assert h.app.storage.content_type(first.key) == first.content_type == "image/jpeg"
 
 
@@ -301,10 +304,12 @@ def test_failing_a_run_whose_generation_already_completed_keeps_the_plushie(h: H
     # Given a worker did every step's work, finalize included, and died before recording it
     p = h.app.pipeline
     original = p.upload_original("olga", gen.id)
-    analysis = p.analyze_image(gen.id, original)
+    analysis = p.analyze_image("olga", gen.id, original)
     scratch = p.generate_plushie("olga", gen.id, original, analysis)
     final = p.upload_generated("olga", gen.id, scratch)
-    assert p.finalize(gen.id) == "completed"
+    with transaction(h.app.database) as conn:  # what the step's commit writes
+        assert progress(conn, gen.id, h.clock.now(), plushie_key=final)
+        assert p.finalize(conn, gen.id) == "completed"
     # When the stuck-looking run is marked failed (reaper race, admin lever)
     assert h.app.engine.fail(gen.id, "Marked failed by an admin.")
     # Then the completed, charged generation keeps its plushie

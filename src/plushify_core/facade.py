@@ -11,20 +11,14 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Literal
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SQLEngine
 
+from . import generations as lifecycle
 from .clock import Clock, SystemClock
 from .database import create_engine, create_schema, transaction
 from .engine import Engine, RetryPolicy
 from .errors import InvalidState, NotFound, NotRetryable, PlushifyError, StorageError
-from .generations import (
-    Generation,
-    fetch_generation,
-    insert_generation,
-    list_generations,
-)
+from .generations import Generation, fetch_generation, list_generations
 from .ids import new_id, validate_user_id
 from .images import validate_image
 from .ledger import Balance, CreditLedger
@@ -32,7 +26,6 @@ from .model import Model
 from .pipeline import PIPELINE_NAME, PlushiePipeline
 from .registry import load_model, load_runner
 from .runner import Runner
-from .schema import generations, reservations, runs
 from .settings import Settings
 from .storage import BlobStore, generated_key, s3_options_from_env, scratch_key, staging_key
 
@@ -142,12 +135,17 @@ class Plushify:
             data, max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_pixels
         )
         gen_id = new_id()
-        now = self.clock.now()
-        payload = {"generation_id": gen_id, "user_id": user_id}
         with transaction(self.database) as conn:
-            self._reserve(conn, gen_id, user_id, now)
-            gen = insert_generation(conn, generation_id=gen_id, user_id=user_id, now=now)
-            self.engine.submit(PIPELINE_NAME, payload, run_id=gen_id, conn=conn)
+            gen = lifecycle.start(
+                conn,
+                ledger=self.ledger,
+                engine=self.engine,
+                pipeline=PIPELINE_NAME,
+                generation_id=gen_id,
+                user_id=user_id,
+                now=self.clock.now(),
+                ttl=self._ttl,
+            )
         try:
             self.storage.put(staging_key(user_id, gen_id), data, info.content_type)
         except Exception as exc:
@@ -158,18 +156,15 @@ class Plushify:
         self._dispatch(gen_id)
         return gen
 
-    def _reserve(self, conn: Connection, reservation_id: str, user_id: str, now: datetime) -> None:
-        """Hold one credit for a generation attempt until it succeeds, fails or expires."""
-        ttl = timedelta(seconds=self.settings.reservation_ttl)
-        self.ledger.reserve(reservation_id, user_id, ttl=ttl, now=now, conn=conn)
+    @property
+    def _ttl(self) -> timedelta:
+        """How long a generation attempt may hold its credit before the reaper stops it."""
+        return timedelta(seconds=self.settings.reservation_ttl)
 
     def _discard(self, gen_id: str) -> None:
         """Undo a submit whose upload could not be stored: no run, no row, no credit held."""
         with transaction(self.database) as conn:
-            # The run never reached a queue (dispatch comes after the upload), so delete it.
-            conn.execute(sa.delete(runs).where(runs.c.id == gen_id))
-            conn.execute(sa.delete(generations).where(generations.c.id == gen_id))
-            self.ledger.release(gen_id, conn=conn)
+            lifecycle.discard(conn, ledger=self.ledger, engine=self.engine, generation_id=gen_id)
 
     def _dispatch(self, run_id: str) -> None:
         try:
@@ -198,24 +193,17 @@ class Plushify:
         gen = self.get(user_id, generation_id)
         if gen.status != "failed" or gen.run_id is None:
             raise NotRetryable("Only failed generations can be retried.")
-        reservation_id = new_id()
-        now = self.clock.now()
         with transaction(self.database) as conn:
-            self._reserve(conn, reservation_id, user_id, now)
-            moved = conn.execute(
-                sa.update(generations)
-                .where(generations.c.id == gen.id, generations.c.status == "failed")
-                .values(
-                    status="processing",
-                    error=None,
-                    current_step=None,
-                    reservation_id=reservation_id,
-                    updated_at=now,
-                )
-            ).rowcount
-            if moved != 1:
-                raise NotRetryable("Only failed generations can be retried.")
-            self.engine.retry(gen.run_id, keep_steps=_KEPT_ON_RETRY, conn=conn)
+            lifecycle.retry(
+                conn,
+                ledger=self.ledger,
+                engine=self.engine,
+                gen=gen,
+                reservation_id=new_id(),
+                now=self.clock.now(),
+                ttl=self._ttl,
+                keep_steps=_KEPT_ON_RETRY,
+            )
         self._dispatch(gen.run_id)
         return self.get(user_id, generation_id)
 
@@ -234,7 +222,12 @@ class Plushify:
         return self.get(user_id, generation_id)
 
     def delete(self, user_id: str, generation_id: str) -> None:
-        """Delete a finished generation and all its images."""
+        """Delete a finished generation: its images and uploads first, then its row and run.
+
+        The row is first marked (guarded: a retry since the read made it processing again, with
+        a credit held, and wins), then the files go, then the row with its run: a storage fault
+        leaves the generation in place for the user to delete again (nothing is orphaned).
+        """
         gen = self.get(user_id, generation_id)
         busy = InvalidState(
             "Cancel the generation before deleting it; it is still processing.", code="processing"
@@ -242,17 +235,14 @@ class Plushify:
         if gen.status == "processing":
             raise busy
         with transaction(self.database) as conn:
-            # Guarded: a retry since the read made it processing again, with a credit held.
-            gone = conn.execute(
-                sa.delete(generations).where(
-                    generations.c.id == gen.id, generations.c.status != "processing"
-                )
-            ).rowcount
-        if gone != 1:
+            marked = lifecycle.begin_delete(conn, gen, self.clock.now())
+        if not marked:
             self.get(user_id, generation_id)  # NotFound when a concurrent delete won
             raise busy
         for key in self._blob_keys(gen):
-            self.storage.delete(key)
+            self.storage.delete(key)  # a fault here: the row stays, the user deletes again
+        with transaction(self.database) as conn:
+            lifecycle.delete(conn, engine=self.engine, gen=gen)
 
     def _blob_keys(self, gen: Generation) -> Iterable[str]:
         yield from (k for k in (gen.original_key, gen.plushie_key) if k)
@@ -282,12 +272,7 @@ class Plushify:
     def processing_count(self, user_id: str) -> int:
         """How many of the user's generations are processing."""
         with transaction(self.database, write=False) as conn:
-            count = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(generations)
-                .where(generations.c.user_id == user_id, generations.c.status == "processing")
-            ).scalar_one()
-        return int(count)
+            return lifecycle.processing_count(conn, user_id)
 
     def reap(self, now: datetime | None = None) -> int:
         """Fail generations stuck past their reservation's deadline and release their credits.
@@ -296,16 +281,7 @@ class Plushify:
         """
         now = now or self.clock.now()
         with transaction(self.database, write=False) as conn:
-            stuck = conn.execute(
-                sa.select(generations.c.run_id)
-                .join(reservations, reservations.c.id == generations.c.reservation_id)
-                .where(
-                    generations.c.status == "processing",
-                    reservations.c.state == "pending",
-                    reservations.c.expires_at <= now,
-                )
-            ).scalars()
-            run_ids = [r for r in stuck if r]
+            run_ids = lifecycle.stuck_runs(conn, now)
         failed = 0
         for run_id in run_ids:
             message = self.pipeline.reap_message()

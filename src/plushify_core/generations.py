@@ -1,31 +1,57 @@
-"""Generations: the user-visible record of one photo becoming a plushie, and its queries.
+"""Generations: the user-visible record of one photo becoming a plushie, and its lifecycle.
 
-Every read takes the user id, so another user's generation looks exactly like a missing one.
+This module owns every transition of a generation, each a guarded write inside the caller's
+transaction: :func:`start` (credit held, row and run recorded together), :func:`progress`
+(current step and what the steps produced), :func:`complete` (charged and completed at once),
+:func:`close` (failed or cancelled, credit released), :func:`retry` and :func:`delete`. Blob
+files are the caller's: a transition tells it whether it really happened, so files are only
+touched by the caller whose transition won. Every read takes the user id, so another user's
+generation looks exactly like a missing one.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
-from .errors import NotFound
+from .database import is_postgres
+from .engine import Engine
+from .errors import NonRetriableError, NotFound, NotRetryable, ReservationClosed
 from .ids import validate_id
-from .model import Analysis
-from .schema import generations
+from .ledger import CreditLedger
+from .schema import generations, reservations
 
 __all__ = [
+    "DELETING",
     "STEPS",
     "Generation",
     "GenerationStatus",
+    "begin_delete",
+    "close",
+    "complete",
+    "delete",
+    "discard",
     "fetch_generation",
     "list_generations",
+    "processing_count",
+    "progress",
+    "retry",
+    "start",
+    "stuck_runs",
 ]
 
+log = logging.getLogger(__name__)
+
 GenerationStatus = Literal["processing", "completed", "failed", "cancelled"]
+
+#: The ``current_step`` of a finished generation whose files are being deleted.
+DELETING = "deleting"
 
 #: The plushie pipeline's steps, in order (names shown to users as "step 2/5").
 STEPS: tuple[str, ...] = (
@@ -84,7 +110,7 @@ def _row_to_generation(row: sa.Row[Any]) -> Generation:
         id=m["id"],
         user_id=m["user_id"],
         status=m["status"],
-        step=m["current_step"],
+        step=None if m["current_step"] == DELETING else m["current_step"],
         run_id=m["run_id"],
         reservation_id=m["reservation_id"],
         original_key=m["original_key"],
@@ -151,7 +177,64 @@ def insert_generation(
     return gen
 
 
-def update_processing(conn: Connection, generation_id: str, now: datetime, **values: Any) -> bool:
+def generation_row(
+    conn: Connection, generation_id: str, *, lock: bool = False
+) -> Generation | None:
+    """A generation by id alone (for the pipeline, which trusts its own payload).
+
+    ``lock`` holds the row until the transaction ends (PostgreSQL; SQLite serialises writers).
+    """
+    query = sa.select(generations).where(generations.c.id == generation_id)
+    if lock and is_postgres(conn):
+        query = query.with_for_update()
+    row = conn.execute(query).one_or_none()
+    return None if row is None else _row_to_generation(row)
+
+
+def processing_count(conn: Connection, user_id: str) -> int:
+    """How many of the user's generations are processing."""
+    count = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(generations)
+        .where(generations.c.user_id == user_id, generations.c.status == "processing")
+    ).scalar_one()
+    return int(count)
+
+
+# --- transitions --------------------------------------------------------------------------
+
+
+def start(
+    conn: Connection,
+    *,
+    ledger: CreditLedger,
+    engine: Engine,
+    pipeline: str,
+    generation_id: str,
+    user_id: str,
+    now: datetime,
+    ttl: timedelta,
+) -> Generation:
+    """Hold a credit, record the generation in ``processing`` and queue its run, together.
+
+    The run and the reservation share the generation's id.
+    """
+    ledger.reserve(generation_id, user_id, ttl=ttl, now=now, conn=conn)
+    gen = insert_generation(conn, generation_id=generation_id, user_id=user_id, now=now)
+    payload = {"generation_id": generation_id, "user_id": user_id}
+    engine.submit(pipeline, payload, run_id=generation_id, conn=conn)
+    return gen
+
+
+def discard(conn: Connection, *, ledger: CreditLedger, engine: Engine, generation_id: str) -> None:
+    """Undo a :func:`start` whose upload could not be stored: no run, no row, no credit held."""
+    # The run never reached a queue (dispatch comes after the upload), so it goes too.
+    engine.delete([generation_id], conn=conn)
+    conn.execute(sa.delete(generations).where(generations.c.id == generation_id))
+    ledger.release(generation_id, conn=conn)
+
+
+def progress(conn: Connection, generation_id: str, now: datetime, **values: Any) -> bool:
     """Update a generation that is still processing; ``False`` when it no longer is."""
     result = conn.execute(
         sa.update(generations)
@@ -161,22 +244,135 @@ def update_processing(conn: Connection, generation_id: str, now: datetime, **val
     return result.rowcount == 1
 
 
-def record_analysis(
-    conn: Connection, generation_id: str, analysis: Analysis, now: datetime
+def complete(conn: Connection, ledger: CreditLedger, generation_id: str, now: datetime) -> str:
+    """Charge the held credit and mark the generation completed; ``"completed"``.
+
+    A generation deleted, stopped or past its reservation raises :class:`NonRetriableError`
+    (the caller's transaction then rolls back: never charged without being completed).
+    """
+    gen = generation_row(conn, generation_id, lock=True)
+    if gen is None:
+        raise NonRetriableError("The generation was deleted.")
+    if gen.status == "completed":
+        return gen.status
+    if not progress(conn, generation_id, now, status="completed", current_step=None, error=None):
+        raise NonRetriableError("The generation is no longer processing.")
+    assert gen.reservation_id is not None
+    try:
+        ledger.capture(gen.reservation_id, now=now, conn=conn)
+    except ReservationClosed as exc:
+        # Reaped or released meanwhile: never charge.
+        stopped = "The generation took too long and was stopped."
+        raise NonRetriableError(stopped, user_message=stopped) from exc
+    return "completed"
+
+
+def close(
+    conn: Connection,
+    *,
+    ledger: CreditLedger,
+    generation_id: str,
+    status: Literal["failed", "cancelled"],
+    now: datetime,
+    message: Callable[[str | None], str | None],
+) -> Generation | None:
+    """Fail or cancel a processing generation and release its credit.
+
+    Returns the generation when the caller may clean its files up: this call made the
+    transition, or an earlier call for the same status did (a hook run again after a crash).
+    ``None`` when it is completed (charged: its images stay) or was deleted. The row is locked
+    and the guarded update's count checked, so a concurrent ``complete`` wins cleanly.
+    ``message(current_step)`` gives the text users see.
+    """
+    gen = generation_row(conn, generation_id, lock=True)
+    if gen is None:
+        return None
+    if gen.status == status:
+        return gen
+    if gen.status != "processing":
+        return None
+    values: dict[str, Any] = {"status": status, "current_step": None}
+    values["error"] = message(gen.step) if status == "failed" else None
+    if not progress(conn, generation_id, now, **values):
+        return None
+    if gen.reservation_id is not None:
+        try:
+            ledger.release(gen.reservation_id, conn=conn)
+        except ReservationClosed:
+            log.warning("reservation already closed", extra={"generation_id": generation_id})
+    return gen
+
+
+def retry(
+    conn: Connection,
+    *,
+    ledger: CreditLedger,
+    engine: Engine,
+    gen: Generation,
+    reservation_id: str,
+    now: datetime,
+    ttl: timedelta,
+    keep_steps: Iterable[str],
 ) -> None:
-    """Store what the analyser found on the generation row."""
-    update_processing(
-        conn,
-        generation_id,
-        now,
-        subject_type=analysis.subject_type,
-        description=analysis.description,
-    )
+    """Hold a fresh credit and put a failed generation back to processing; its run resumes."""
+    if gen.run_id is None:
+        raise NotRetryable("Only failed generations can be retried.")
+    ledger.reserve(reservation_id, gen.user_id, ttl=ttl, now=now, conn=conn)
+    moved = conn.execute(
+        sa.update(generations)
+        .where(
+            generations.c.id == gen.id,
+            generations.c.status == "failed",
+            generations.c.current_step.is_(None),  # not being deleted
+        )
+        .values(
+            status="processing",
+            error=None,
+            current_step=None,
+            reservation_id=reservation_id,
+            updated_at=now,
+        )
+    ).rowcount
+    if moved != 1:
+        raise NotRetryable("Only failed generations can be retried.")
+    engine.retry(gen.run_id, keep_steps=keep_steps, conn=conn)
 
 
-def generation_row(conn: Connection, generation_id: str) -> Generation | None:
-    """A generation by id alone (for the pipeline, which trusts its own payload)."""
-    row = conn.execute(
-        sa.select(generations).where(generations.c.id == generation_id)
-    ).one_or_none()
-    return None if row is None else _row_to_generation(row)
+def begin_delete(conn: Connection, gen: Generation, now: datetime) -> bool:
+    """Mark a generation that is not processing as being deleted (a retry is refused from now
+    on, so its files can go before its row); ``False`` when it is processing again or gone."""
+    marked = conn.execute(
+        sa.update(generations)
+        .where(generations.c.id == gen.id, generations.c.status != "processing")
+        .values(current_step=DELETING, updated_at=now)
+    ).rowcount
+    return marked == 1
+
+
+def delete(conn: Connection, *, engine: Engine, gen: Generation) -> bool:
+    """Delete a generation marked by :func:`begin_delete`, with its run, steps and attempts.
+
+    ``False`` when it is already gone.
+    """
+    gone = conn.execute(
+        sa.delete(generations).where(
+            generations.c.id == gen.id, generations.c.status != "processing"
+        )
+    ).rowcount
+    if gone == 1 and gen.run_id is not None:
+        engine.delete([gen.run_id], conn=conn)
+    return gone == 1
+
+
+def stuck_runs(conn: Connection, now: datetime) -> list[str]:
+    """Runs of processing generations whose held credit passed its deadline (for the reaper)."""
+    stuck = conn.execute(
+        sa.select(generations.c.run_id)
+        .join(reservations, reservations.c.id == generations.c.reservation_id)
+        .where(
+            generations.c.status == "processing",
+            reservations.c.state == "pending",
+            reservations.c.expires_at <= now,
+        )
+    ).scalars()
+    return [r for r in stuck if r]

@@ -52,6 +52,8 @@ class InProcessRunner:
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
         self.sweep_interval = sweep_interval
+        # Runs woken when a slot frees (by a finish anywhere, e.g. a cancel) come straight here.
+        engine.set_dispatcher(self.dispatch)
         self._cond = threading.Condition()
         self._ready: deque[str] = deque()
         self._queued: set[str] = set()

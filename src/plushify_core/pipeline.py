@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SQLEngine
 
+from . import generations as lifecycle
 from .clock import Clock
 from .database import transaction
 from .engine import Pipeline, RetryPolicy, RunContext
-from .errors import InvalidImage, ModelError, NonRetriableError, ReservationClosed, StorageError
-from .generations import generation_row, record_analysis, update_processing
+from .errors import InvalidImage, ModelError, NonRetriableError, StorageError
 from .images import normalize_image
 from .ledger import CreditLedger
 from .model import Analysis, Model
@@ -42,6 +44,11 @@ _FRIENDLY = {
 }
 _FRIENDLY_DEFAULT = "Something went wrong while making your plushie. Please try again."
 _STOPPED = "The generation took too long and was stopped."
+
+
+def _log_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    """What every log record and metric of a generation's run carries."""
+    return {"generation_id": payload.get("generation_id"), "user_id": payload.get("user_id")}
 
 
 class OriginalImage(BaseModel):
@@ -75,35 +82,89 @@ class PlushiePipeline:
             concurrency_limit=self.max_in_flight,
             on_failure=self.on_failure,
             on_cancel=self.on_cancel,
+            log_context=_log_fields,
         )
 
     # --- the run ----------------------------------------------------------------------
 
     def run(self, ctx: RunContext, payload: dict[str, Any]) -> str:
-        """Execute (or resume) one generation."""
-        user_id, gen_id = str(payload["user_id"]), str(payload["generation_id"])
-        original = ctx.step("upload-original", self.upload_original, user_id, gen_id)
-        analysis = ctx.step("analyze-image", self.analyze_image, gen_id, original)
-        scratch = ctx.step(
-            "generate-plushie", self.generate_plushie, user_id, gen_id, original, analysis
-        )
-        ctx.step("upload-generated", self.upload_generated, user_id, gen_id, scratch)
-        return ctx.step("finalize", self.finalize, gen_id)
+        """Execute (or resume) one generation.
 
-    def _enter(self, gen_id: str, step: str) -> None:
-        """Show ``step`` as the generation's current step; a finished generation stops the run."""
-        with transaction(self.database) as conn:
-            if not update_processing(conn, gen_id, self.clock.now(), current_step=step):
-                raise NonRetriableError("The generation is no longer processing.")
+        Each step shows itself as the generation's current step in the commit that starts it
+        (``begin``) and writes what it produced in the commit that records its result
+        (``record``); ``finalize`` runs inside that commit (charge and ``completed`` together
+        with the recorded result). So a generation costs one commit per step.
+        """
+        user_id, gen_id = str(payload["user_id"]), str(payload["generation_id"])
+        original = ctx.step(
+            "upload-original",
+            self.upload_original,
+            user_id,
+            gen_id,
+            begin=self._shows(gen_id, "upload-original"),
+            record=lambda conn, o: self._records_original(conn, gen_id, o),
+        )
+        analysis = ctx.step(
+            "analyze-image",
+            self.analyze_image,
+            user_id,
+            gen_id,
+            original,
+            begin=self._shows(gen_id, "analyze-image"),
+            record=lambda conn, a: self._records(
+                conn, gen_id, subject_type=a.subject_type, description=a.description
+            ),
+        )
+        scratch = ctx.step(
+            "generate-plushie",
+            self.generate_plushie,
+            user_id,
+            gen_id,
+            original,
+            analysis,
+            begin=self._shows(gen_id, "generate-plushie"),
+        )
+        ctx.step(
+            "upload-generated",
+            self.upload_generated,
+            user_id,
+            gen_id,
+            scratch,
+            begin=self._shows(gen_id, "upload-generated"),
+            record=lambda conn, key: self._records(conn, gen_id, plushie_key=key),
+        )
+        return ctx.transaction("finalize", self.finalize, gen_id)
+
+    def _shows(self, gen_id: str, step: str) -> Callable[[Connection], None]:
+        """A ``begin`` writer: ``step`` becomes the current step; a finished generation stops."""
+
+        def begin(conn: Connection) -> None:
+            self._records(conn, gen_id, current_step=step)
+
+        return begin
+
+    def _records(self, conn: Connection, gen_id: str, **values: Any) -> None:
+        if not lifecycle.progress(conn, gen_id, self.clock.now(), **values):
+            raise NonRetriableError("The generation is no longer processing.")
+
+    def _records_original(self, conn: Connection, gen_id: str, original: OriginalImage) -> None:
+        try:
+            self._records(conn, gen_id, original_key=original.key)
+        except NonRetriableError:
+            # Stopped meanwhile: keep the upload for a retry, leave no unrecorded original.
+            self.storage.delete(original.key)
+            raise
 
     def upload_original(self, user_id: str, gen_id: str) -> OriginalImage:
-        """Normalise the staged upload (orientation, no metadata, RGB, downscaled) and store it."""
-        self._enter(gen_id, "upload-original")
+        """Normalise the staged upload (orientation, no metadata, RGB, downscaled) and store it.
+
+        The staged upload is deleted by the next step, once the original's key is recorded.
+        """
         staged = staging_key(user_id, gen_id)
         if not self.storage.exists(staged):
-            # A crash after the original was stored and the staging blob deleted: reuse it.
+            # A crash after the original was recorded and the staging blob deleted: reuse it.
             with transaction(self.database, write=False) as conn:
-                gen = generation_row(conn, gen_id)
+                gen = lifecycle.generation_row(conn, gen_id)
             if gen is not None and gen.original_key and self.storage.exists(gen.original_key):
                 key = gen.original_key
                 return OriginalImage(key=key, content_type=self.storage.content_type(key))
@@ -122,28 +183,18 @@ class PlushiePipeline:
             ) from exc
         key = original_key(user_id, gen_id, normal.ext)
         self.storage.put(key, normal.data, normal.content_type)
-        with transaction(self.database) as conn:
-            recorded = update_processing(conn, gen_id, self.clock.now(), original_key=key)
-        if not recorded:
-            # Stopped meanwhile: keep the upload for a retry; leave no unrecorded original.
-            self.storage.delete(key)
-            raise NonRetriableError("The generation is no longer processing.")
-        self.storage.delete(staged)
         return OriginalImage(key=key, content_type=normal.content_type)
 
-    def analyze_image(self, gen_id: str, original: OriginalImage) -> Analysis:
-        """Ask the model what the photo shows and record it on the generation."""
-        self._enter(gen_id, "analyze-image")
-        analysis = self.model.analyze(self.storage.get(original.key), original.content_type)
-        with transaction(self.database) as conn:
-            record_analysis(conn, gen_id, analysis, self.clock.now())
-        return analysis
+    def analyze_image(self, user_id: str, gen_id: str, original: OriginalImage) -> Analysis:
+        """Ask the model what the photo shows (recorded on the generation with the result)."""
+        # The original's key is durable now (recorded with the previous step): drop the upload.
+        self.storage.delete(staging_key(user_id, gen_id))
+        return self.model.analyze(self.storage.get(original.key), original.content_type)
 
     def generate_plushie(
         self, user_id: str, gen_id: str, original: OriginalImage, analysis: Analysis
     ) -> str:
         """Generate the plushie PNG and park it at a scratch key; returns that key."""
-        self._enter(gen_id, "generate-plushie")
         png = self.model.generate(
             self.storage.get(original.key), original.content_type, build_prompt(analysis)
         )
@@ -153,42 +204,23 @@ class PlushiePipeline:
         return key
 
     def upload_generated(self, user_id: str, gen_id: str, scratch: str) -> str:
-        """Publish the PNG at its final key and record it; returns the final key."""
-        self._enter(gen_id, "upload-generated")
+        """Publish the PNG at its final key (recorded with the result); returns that key."""
         final = generated_key(user_id, gen_id)
         if self.storage.exists(scratch):
             self.storage.copy(scratch, final)
+            self.storage.delete(scratch)
         elif not self.storage.exists(final):
             raise StorageError("The generated image was lost; it will be generated again.")
-        with transaction(self.database) as conn:
-            update_processing(conn, gen_id, self.clock.now(), plushie_key=final)
-        self.storage.delete(scratch)
         return final
 
-    def finalize(self, gen_id: str) -> str:
-        """Charge the reserved credit and mark the generation completed, in one transaction."""
-        with transaction(self.database) as conn:
-            gen = generation_row(conn, gen_id)
-            if gen is None:
-                raise NonRetriableError("The generation was deleted.")
-            if gen.status == "completed":
-                return gen.status
-            if not update_processing(
-                conn, gen_id, self.clock.now(), status="completed", current_step=None
-            ):
-                raise NonRetriableError("The generation is no longer processing.")
-            assert gen.reservation_id is not None
-            try:
-                self.ledger.capture(gen.reservation_id, now=self.clock.now(), conn=conn)
-            except ReservationClosed as exc:
-                # Reaped or released meanwhile: never charge; the transaction rolls back.
-                raise NonRetriableError(_STOPPED, user_message=_STOPPED) from exc
-        return "completed"
+    def finalize(self, conn: Connection, gen_id: str) -> str:
+        """Charge the reserved credit and mark the generation completed (in the step's commit)."""
+        return lifecycle.complete(conn, self.ledger, gen_id, self.clock.now())
 
     # --- hooks ------------------------------------------------------------------------
 
     def on_failure(self, run: RunRecord, error: str) -> None:
-        """Mark the generation failed, release its credit, delete generated blobs.
+        """Mark the generation failed, release its credit, delete what it generated.
 
         Users see the run's opt-in ``user_error`` or a friendly message for the failed step;
         ``error`` (the detail) stays on the run for admins.
@@ -196,38 +228,42 @@ class PlushiePipeline:
         self._close(run, "failed", run.user_error)
 
     def on_cancel(self, run: RunRecord) -> None:
-        """Mark the generation cancelled, release its credit, delete generated blobs."""
+        """Mark the generation cancelled, release its credit, delete its uploads and outputs."""
         self._close(run, "cancelled", None)
 
     def reap_message(self) -> str:
         """What a user is told about a generation stopped for taking too long."""
         return _STOPPED
 
-    def _close(self, run: RunRecord, status: str, user_error: str | None) -> None:
+    def _close(
+        self, run: RunRecord, status: Literal["failed", "cancelled"], user_error: str | None
+    ) -> None:
         user_id, gen_id = str(run.payload["user_id"]), str(run.payload["generation_id"])
+
+        def message(step: str | None) -> str:
+            return user_error or _FRIENDLY.get(step or "", _FRIENDLY_DEFAULT)
+
         with transaction(self.database) as conn:
-            gen = generation_row(conn, gen_id)
-            if gen is not None and gen.status == "completed":
-                # Finalized (and charged) before the run was stopped: its images stay.
-                return
-            if status == "failed" and user_error is None:
-                step = gen.step if gen is not None else None
-                user_error = _FRIENDLY.get(step or "", _FRIENDLY_DEFAULT)
-            update_processing(
+            gen = lifecycle.close(
                 conn,
-                gen_id,
-                self.clock.now(),
+                ledger=self.ledger,
+                generation_id=gen_id,
                 status=status,
-                current_step=None,
-                error=user_error,
+                now=self.clock.now(),
+                message=message,
             )
-            if gen is not None and gen.reservation_id is not None:
-                try:
-                    self.ledger.release(gen.reservation_id, conn=conn)
-                except ReservationClosed:
-                    log.warning("reservation already closed", extra={"generation_id": gen_id})
-        # The original stays (a retry needs it); generated and scratch blobs go.
-        for key in (scratch_key(user_id, gen_id), generated_key(user_id, gen_id)):
+        if gen is None:
+            # Completed (charged) or deleted before the run was stopped: touch no file.
+            return
+        doomed = [scratch_key(user_id, gen_id), generated_key(user_id, gen_id)]
+        if gen.original_key is None:
+            # An original stored but never recorded (the run stopped in between).
+            doomed.append(original_key(user_id, gen_id, "jpg"))
+        if status == "cancelled":
+            # A cancelled generation is never retried: its raw upload (metadata and all) goes.
+            doomed.append(staging_key(user_id, gen_id))
+        # A failed one keeps its original (and upload, if never normalised) for a retry.
+        for key in doomed:
             self.storage.delete(key)
 
 

@@ -1,8 +1,9 @@
 """The database schema in SQLAlchemy Core: one ``MetaData`` shared by every core concept.
 
 Tables: the credit ledger (``accounts``, ``reservations``, ``ledger_entries``), the plushie
-``generations``, the durable engine's ``runs`` and ``steps``, and ``plushify_meta`` holding the
-schema version so an older database is detected instead of crashing later.
+``generations``, the durable engine's ``runs``, ``steps`` and ``attempts``, and
+``plushify_meta`` holding the schema version so an older database is detected instead of
+crashing later.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "UTCDateTime",
     "accounts",
+    "attempts",
     "generations",
     "ledger_entries",
     "meta",
@@ -166,6 +168,8 @@ runs = Table(
     Column("payload", JSON, nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
+    # 0 for the first life of the run, +1 per manual retry: step attempt budgets count per round.
+    Column("round", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime, nullable=True),
     Column("lease_owner", String(128), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
@@ -207,4 +211,31 @@ steps = Table(
     Column("finished_at", UTCDateTime, nullable=True),
     Column("duration_ms", Integer, nullable=True),
     CheckConstraint("status IN ('running', 'completed', 'failed')", name="ck_steps_status"),
+)
+
+# Append-only history: one row per attempt of a step, kept across retries (a manual retry only
+# starts a new ``round``). ``steps`` is the per-step summary the engine replays results from.
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("step", String(128), primary_key=True),
+    # 1-based over the run's whole life (every round).
+    Column("number", Integer, primary_key=True),
+    Column("round", Integer, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("worker", String(128), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    # The detail for admins (``Type: message``); never shown to end users.
+    Column("error", Text, nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    # A failed attempt that will be retried: not before this time (the backoff).
+    Column("retry_at", UTCDateTime, nullable=True),
+    # How long the run waited for a concurrency slot just before this attempt (first of a claim).
+    Column("slot_wait_ms", Integer, nullable=True),
+    CheckConstraint(
+        "outcome IN ('running', 'completed', 'failed', 'interrupted', 'cancelled')",
+        name="ck_attempts_outcome",
+    ),
 )

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from reliability_support import Rig, assert_settled, build_rig
+from reliability_support import Rig, assert_settled, build_rig, captures
 from sqlalchemy import event
 from sqlalchemy.engine import Engine as SQLEngine
 from sqlalchemy.exc import OperationalError
@@ -169,26 +169,40 @@ def test_connection_killed_during_the_claim_leaves_the_run_due(rig: Rig, admin: 
     assert_settled(rig.app, USER, credits=2, charged=1)
 
 
-def test_connection_killed_while_releasing_a_finished_run_is_recovered_after_the_lease(
+def test_connection_killed_while_closing_the_run_is_recovered_after_the_lease(
     rig: Rig, admin: SQLEngine
 ) -> None:
-    """Killed after finalize committed, while closing the run: the lease runs out, a new
-    execution replays the recorded steps and closes it; nothing runs or charges twice."""
+    """Killed in the last commit (the plushie's key, the charge, ``completed`` and the run's
+    end ride in it): none of it survives, so nothing is charged; once the lease runs out a new
+    execution redoes the interrupted step and closes the run; nothing is generated or charged
+    twice."""
     kill = KillBefore(rig.app.database, admin, r"UPDATE runs SET status", skip=1)
     gen = rig.app.submit(USER, photo(seed=74))
 
     with pytest.raises(OperationalError):
         rig.app.engine.execute(gen.id)
     assert kill.killed == 1
-    assert rig.app.get(USER, gen.id).status == "completed"  # the charge had committed
+    assert rig.app.get(USER, gen.id).status == "processing"  # the charge rolled back with it
+    assert captures(rig.app, USER) == 0
     assert rig.app.engine.get_run(gen.id).status == "running"
     assert rig.app.engine.due_runs(grace=0) == []  # still leased
 
     rig.clock.advance(30.001)
     rig.drain()
 
-    assert rig.app.engine.get_run(gen.id).status == "completed"
-    assert set(attempts(rig, gen.id).values()) == {1}
+    run = rig.app.engine.get_run(gen.id)
+    assert run.status == "completed"
+    assert attempts(rig, gen.id) == {
+        "upload-original": 1,
+        "analyze-image": 1,
+        "generate-plushie": 1,
+        "upload-generated": 2,  # the first one's result died with the connection
+        "finalize": 1,
+    }
+    assert [a.outcome for a in run.attempts_of("upload-generated")] == [
+        "interrupted",
+        "completed",
+    ]
     assert len(rig.app.pipeline.model.calls_to("generate")) == 1  # type: ignore[attr-defined]
     assert_settled(rig.app, USER, credits=2, charged=1)
 

@@ -34,10 +34,12 @@ def rig(database_url: str) -> Iterator[Rig]:
 
 
 class PausedWorker:
-    """Executes a run in a thread that stops at the start of ``finalize`` until resumed.
+    """Executes a run in a thread that stops just before ``finalize`` until resumed.
 
-    The pause wraps the pipeline's real ``finalize`` (same name, same return type, so the engine
-    records it as usual); everything before and after it is the production code path.
+    The pause wraps the pipeline's real ``upload_generated`` (same name, same return type, so
+    the engine records it as usual): the worker stalls after publishing the plushie, before the
+    commit that records it and runs ``finalize`` (a transactional step). Everything before and
+    after it is the production code path.
     """
 
     def __init__(self, rig: Rig, run_id: str) -> None:
@@ -46,15 +48,16 @@ class PausedWorker:
         self.outcome: Outcome | None = None
         self.error: BaseException | None = None
         pipeline = rig.app.pipeline
-        real: Callable[[str], str] = pipeline.finalize
+        real: Callable[[str, str, str], str] = pipeline.upload_generated
 
-        def paused_finalize(gen_id: str) -> str:
+        def paused_upload_generated(user_id: str, gen_id: str, scratch: str) -> str:
+            final = real(user_id, gen_id, scratch)
             self.at_finalize.set()
             if not self.resume.wait(30):
                 raise RuntimeError("never resumed")
-            return real(gen_id)
+            return final
 
-        pipeline.finalize = paused_finalize  # type: ignore[method-assign]
+        pipeline.upload_generated = paused_upload_generated  # type: ignore[method-assign]
         self._thread = threading.Thread(target=self._run, args=(rig, run_id), daemon=True)
         self._thread.start()
         assert self.at_finalize.wait(30), "the worker never reached finalize"

@@ -86,11 +86,11 @@ def drain(runner: DramatiqRunner, worker: Worker) -> None:
 def test_dispatch_sends_one_small_message_carrying_only_the_run_id(
     runner: DramatiqRunner, sent: Sent, effects: Path
 ) -> None:
-    """dispatch() enqueues one message to the pipeline's actor whose only argument is the id."""
+    """dispatch() enqueues one message to the one actor whose only argument is the id."""
     run = runner.engine.submit(pipelines.PIPELINE, {"note": "x" * 30_000})
     runner.dispatch(run.id)
     [(message, delay)] = sent.messages
-    assert message.actor_name == "plushify.five-steps" and message.queue_name == "stub_q"
+    assert message.actor_name == "plushify.execute" and message.queue_name == "stub_q"
     assert message.args == (run.id,) and message.kwargs == {} and delay is None
     assert len(message.encode()) < 1024
     assert "xxx" not in json.dumps(message.asdict())
@@ -131,7 +131,7 @@ def test_a_crashing_execution_is_dead_lettered_not_retried(
     other = Engine(db)  # knows a pipeline this worker's engine does not: execute raises
     other.register(Pipeline("ghost", lambda ctx, payload: None))
     run = other.submit("ghost", {})
-    runner.actor("ghost").send(run.id)
+    runner.actor().send(run.id)
     drain(runner, worker)
     assert isinstance(runner.broker, StubBroker)
     assert len(runner.broker.dead_letters) == 1
@@ -191,7 +191,7 @@ def test_a_follow_up_that_finds_a_live_owner_sends_nothing_more(
     """A duplicate message costs at most one follow-up: no chain of messages behind a live run."""
     run = runner.engine.submit(pipelines.PIPELINE, {})
     lease_to_a_dead_worker(db, run.id, seconds=600)  # still leased when the follow-up arrives
-    runner.actor(pipelines.PIPELINE).send_with_options(args=(run.id,), kwargs={"follow_up": True})
+    runner.actor().send_with_options(args=(run.id,), kwargs={"follow_up": True})
     drain(runner, worker)
     assert len(sent.messages) == 1
     assert runner.engine.get_run(run.id).status == "running"

@@ -32,7 +32,7 @@ def test_a_worker_builds_the_plushify_app_and_declares_its_pipeline(
     runner = build_runner(settings_for(sqlite_url, tmp_path, "dramatiq"), options)
     try:
         assert isinstance(runner, DramatiqRunner) and runner.queue == "setup_q"
-        assert runner.broker.get_declared_actors() == {"plushify.generate-plushie"}
+        assert runner.broker.get_declared_actors() == {"plushify.execute"}
     finally:
         runner.stop()
 
@@ -50,7 +50,7 @@ def test_pipelines_hook_registers_the_test_pipelines(sqlite_url: str, tmp_path: 
     options = DramatiqSettings(pipelines="dramatiq_pipelines:register")
     runner = build_runner(settings_for(sqlite_url, tmp_path, "inprocess"), options)
     try:
-        assert runner.broker.get_declared_actors() == {"plushify.five-steps"}
+        assert runner.broker.get_declared_actors() == {"plushify.execute"}
     finally:
         runner.stop()
 

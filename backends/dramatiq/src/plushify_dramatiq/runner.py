@@ -1,7 +1,8 @@
 """DramatiqRunner: the engine's runs executed by Dramatiq workers on Redis or RabbitMQ.
 
-One actor per pipeline; a message carries only the run id. The actor calls
-``engine.execute(run_id)``, which claims the run, skips recorded steps and runs the next ones.
+One actor for every pipeline; a message carries only the run id. The actor calls
+``engine.execute(run_id)``, which claims the run, skips recorded steps and runs the next ones
+(the engine reads the run's pipeline in the claim itself: nothing is read just to route).
 When the outcome asks to run again later (step backoff, or waiting for a concurrency slot), the
 actor sends a new message with that delay and the current one is acknowledged: Dramatiq's own
 retries never run a step and waiting never consumes an attempt. Runs freed from waiting by the
@@ -26,12 +27,12 @@ if TYPE_CHECKING:
     from plushify_core.engine import Engine
     from plushify_core.settings import Settings
 
-__all__ = ["ACTOR_PREFIX", "FOLLOW_UP_MARGIN", "DramatiqRunner"]
+__all__ = ["ACTOR_NAME", "FOLLOW_UP_MARGIN", "DramatiqRunner"]
 
 logger = logging.getLogger(__name__)
 
-#: Actor names are ``plushify.<pipeline name>``.
-ACTOR_PREFIX = "plushify."
+#: The one actor executing runs of every pipeline.
+ACTOR_NAME = "plushify.execute"
 
 #: Seconds after a foreign lease's expiry at which a redelivered message looks again.
 FOLLOW_UP_MARGIN = 1.0
@@ -58,19 +59,20 @@ class DramatiqRunner:
         self.options = options if options is not None else DramatiqSettings()
         self.broker = broker if broker is not None else build_broker(self.options)
         self.queue = self.options.queue
-        self._actors: dict[str, dramatiq.Actor[..., None]] = {}
+        self._actor: dramatiq.Actor[..., None] | None = None
         self._lock = threading.Lock()
+        # Runs woken when a slot frees (by a finish anywhere, e.g. a cancel) are sent at once.
+        engine.set_dispatcher(self._dispatch_woken)
 
     # --- Runner protocol ---------------------------------------------------------------
 
     def dispatch(self, run_id: str, *, delay: float = 0.0) -> None:
-        """Send one message (``[run_id]``) to the run's pipeline actor, after ``delay`` seconds."""
-        self._send(self._pipeline_of(run_id), run_id, delay)
+        """Send one message (``[run_id]``) to the actor, after ``delay`` seconds."""
+        self._send(run_id, delay)
 
     def start(self) -> None:
-        """Declare an actor for every registered pipeline (workers must know them all)."""
-        for name in self._registered_pipelines():
-            self.actor(name)
+        """Declare the actor (a worker must have it before it consumes)."""
+        self.actor()
 
     def stop(self, *, drain: bool = True) -> None:
         """Close broker connections; executions live in worker processes, so nothing to drain."""
@@ -88,35 +90,32 @@ class DramatiqRunner:
             sent += 1
         return sent
 
-    # --- actors ------------------------------------------------------------------------
+    # --- the actor ---------------------------------------------------------------------
 
-    def actor(self, pipeline: str) -> dramatiq.Actor[..., None]:
-        """The actor executing runs of ``pipeline`` (declared on first use)."""
+    def actor(self) -> dramatiq.Actor[..., None]:
+        """The actor executing runs (declared on first use)."""
         with self._lock:
-            found = self._actors.get(pipeline)
-            if found is None:
-                found = self._declare(pipeline)
-                self._actors[pipeline] = found
-            return found
+            if self._actor is None:
+                self._actor = self._declare()
+            return self._actor
 
-    def _declare(self, pipeline: str) -> dramatiq.Actor[..., None]:
+    def _declare(self) -> dramatiq.Actor[..., None]:
         execute = self.execute
 
         def execute_run(run_id: str, follow_up: bool = False) -> None:
-            execute(pipeline, run_id, follow_up=follow_up)
+            execute(run_id, follow_up=follow_up)
 
-        execute_run.__name__ = f"execute_{pipeline}"
         actor: dramatiq.Actor[..., None] = dramatiq.Actor(
             execute_run,
             broker=self.broker,
-            actor_name=f"{ACTOR_PREFIX}{pipeline}",
+            actor_name=ACTOR_NAME,
             queue_name=self.queue,
             priority=0,
             options={"max_retries": 0},
         )
         return actor
 
-    def execute(self, pipeline: str, run_id: str, *, follow_up: bool = False) -> None:
+    def execute(self, run_id: str, *, follow_up: bool = False) -> None:
         """The actor's body: execute the run, then schedule what the outcome asks for.
 
         Every message sent from here goes out before the current one is acknowledged: a crash
@@ -125,11 +124,11 @@ class DramatiqRunner:
         outcome = self.engine.execute(run_id)
         self._wake(outcome.wake)
         if outcome.delay is not None:
-            self._send(pipeline, run_id, outcome.delay)
+            self._send(run_id, outcome.delay)
         elif outcome.status == "running" and not follow_up:
-            self._follow_up(pipeline, run_id)
+            self._follow_up(run_id)
 
-    def _follow_up(self, pipeline: str, run_id: str) -> None:
+    def _follow_up(self, run_id: str) -> None:
         # Another execution holds the lease. Usually a duplicate message; but after a worker
         # died, this is the broker redelivering its message while the dead lease still runs.
         # Look once more when that lease ends: a live owner will have renewed it (the
@@ -141,7 +140,7 @@ class DramatiqRunner:
         if run.status == "running" and run.lease_expires_at is not None:
             remaining = (run.lease_expires_at - self.engine.clock.now()).total_seconds()
             delay += max(0.0, remaining)
-        self._send(pipeline, run_id, delay, follow_up=True)
+        self._send(run_id, delay, follow_up=True)
 
     def _wake(self, run_ids: tuple[str, ...]) -> None:
         # Runs that waited for the slot just freed: their delayed message may be far off.
@@ -151,18 +150,13 @@ class DramatiqRunner:
             except Exception:  # their delayed message (or the sweeper) still runs them
                 logger.exception("Could not wake run %s.", run_id)
 
-    def _send(self, pipeline: str, run_id: str, delay: float, *, follow_up: bool = False) -> None:
+    def _dispatch_woken(self, run_id: str) -> None:
+        self._wake((run_id,))
+
+    def _send(self, run_id: str, delay: float, *, follow_up: bool = False) -> None:
         ms = round(delay * 1000)
-        self.actor(pipeline).send_with_options(
+        self.actor().send_with_options(
             args=(run_id,),
             kwargs={"follow_up": True} if follow_up else None,
             delay=ms if ms > 0 else None,
         )
-
-    # --- engine look-ups ---------------------------------------------------------------
-
-    def _pipeline_of(self, run_id: str) -> str:
-        return str(self.engine.get_run(run_id).pipeline)
-
-    def _registered_pipelines(self) -> list[str]:
-        return sorted(self.engine.pipelines)

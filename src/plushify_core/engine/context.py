@@ -1,0 +1,477 @@
+"""The run context a pipeline function receives: memoised ``ctx.step`` and ``ctx.transaction``.
+
+``ctx.step(name, fn, *args)`` returns the recorded result when the step completed in an earlier
+execution of the run; otherwise it runs ``fn`` under the step's retry policy. Results are stored
+as JSON and re-validated on replay with a pydantic ``TypeAdapter`` built from ``fn``'s return
+annotation (an unannotated step replays plain JSON values).
+
+One commit per step: a step's result is written into the execution's open unit of work, and
+that unit commits when the next step starts (with the lease renewal, the cancel check, the next
+attempt's row and the pipeline's ``begin`` writes) or when the run finishes. A step's ``record``
+callback writes the pipeline's own rows in that same transaction; ``ctx.transaction`` runs a step
+entirely inside it. The engine's control flow (retry later, fail, cancel, lease lost) unwinds
+the pipeline function with :class:`Suspend`, a ``BaseException``, so that a pipeline's own
+``except Exception`` cannot swallow it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import time
+import typing
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
+from sqlalchemy.engine import Connection
+
+from ..errors import NonRetriableError, StepResultTooLarge
+from ..logs import log_context
+from . import run_sql
+from .definition import Pipeline, RetryPolicy
+from .leases import Lease
+from .records import AttemptRecord, RunRecord, StepRecord
+from .retry import decide
+from .runtime import Runtime
+from .unit import Unit
+
+__all__ = [
+    "MAX_RESULT_BYTES",
+    "Cancelled",
+    "FailRun",
+    "LeaseLost",
+    "RetryLater",
+    "RunContext",
+    "Suspend",
+]
+
+T = TypeVar("T")
+MAX_RESULT_BYTES = 64 * 1024
+"""The largest step result the engine stores (JSON bytes)."""
+
+log = logging.getLogger("plushify_core.engine")
+
+
+class Suspend(BaseException):
+    """Stops the pipeline function; the engine decides what happens to the run."""
+
+
+class RetryLater(Suspend):
+    """A step failed and has attempts left: run again after ``delay`` seconds."""
+
+    def __init__(self, delay: float, error: str) -> None:
+        super().__init__(error)
+        self.delay, self.error = delay, error
+
+
+class FailRun(Suspend):
+    """A step failed for good: the run fails with ``error`` (``user_error`` may be shown)."""
+
+    def __init__(self, error: str, user_error: str | None = None) -> None:
+        super().__init__(error)
+        self.error, self.user_error = error, user_error
+
+
+class Cancelled(Suspend):
+    """Cancellation was requested: stop before the next step."""
+
+
+class LeaseLost(Suspend):
+    """Another execution owns the run now (or it was failed): record nothing more."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _return_type_of(target: Any) -> Any:
+    try:
+        return typing.get_type_hints(target).get("return", Any)
+    except Exception:
+        # Unresolvable annotations (e.g. a class local to a function): replay plain JSON.
+        return Any
+
+
+def _return_type(fn: Callable[..., Any]) -> Any:
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    if isinstance(target, type):
+        return target
+    target = getattr(target, "__func__", target)  # a bound method: its function
+    if not inspect.isroutine(target):
+        target = type(target).__call__
+    try:
+        return _return_type_of(target)
+    except TypeError:  # unhashable
+        return Any
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_adapter(tp: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(tp)
+
+
+def adapter_for(fn: Callable[..., Any]) -> TypeAdapter[Any]:
+    """The TypeAdapter that serialises and re-validates ``fn``'s results."""
+    tp = _return_type(fn)
+    try:
+        return _cached_adapter(tp)
+    except TypeError:  # an unhashable annotation
+        return TypeAdapter(tp)
+
+
+class RunContext:
+    """What a pipeline function sees: its run, its payload, memoised ``step`` and
+    ``transaction``. Built by the execution of a claimed run."""
+
+    def __init__(
+        self,
+        *,
+        rt: Runtime,
+        pipeline: Pipeline,
+        run: RunRecord,
+        lease: Lease,
+        unit: Unit,
+        recorded: dict[str, StepRecord],
+        history: list[AttemptRecord],
+        slot_wait_ms: int | None = None,
+        last_seen_alive: datetime | None = None,
+        max_result_bytes: int = MAX_RESULT_BYTES,
+    ) -> None:
+        self._rt, self._pipeline, self._lease, self._unit = rt, pipeline, lease, unit
+        self._recorded, self._max_result_bytes = recorded, max_result_bytes
+        self._numbers: dict[str, int] = {}
+        self._this_round: dict[str, int] = {}
+        self._running: dict[str, AttemptRecord] = {}
+        for a in history:
+            self._numbers[a.step] = max(self._numbers.get(a.step, 0), a.number)
+            if a.round == run.round:
+                self._this_round[a.step] = self._this_round.get(a.step, 0) + 1
+            if a.outcome == "running":
+                self._running[a.step] = a
+        self._seen: list[str] = []
+        self._slot_wait_ms = slot_wait_ms
+        self._last_seen_alive = last_seen_alive
+        self.run = run
+
+    @property
+    def run_id(self) -> str:
+        """The id of the run being executed."""
+        return self.run.id
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The run's payload as submitted."""
+        return self.run.payload
+
+    @property
+    def attempt(self) -> int:
+        """How many times the run has been claimed, this execution included."""
+        return self.run.attempts
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def step(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        begin: Callable[[Connection], None] | None = None,
+        record: Callable[[Connection, T], None] | None = None,
+    ) -> T:
+        """Run ``fn(*args)`` once for this run and return its (recorded) result.
+
+        ``retry`` overrides the pipeline's policy for this step. ``begin(conn)`` runs in the
+        transaction that starts the step, ``record(conn, result)`` in the one that records its
+        result (raising there fails the attempt like raising in ``fn``). A result larger than
+        64 KiB fails the run with :class:`StepResultTooLarge`.
+        """
+        position, adapter = self._enter(name), adapter_for(fn)
+        prior = self._recorded.get(name)
+        if prior is not None and prior.status == "completed":
+            value: T = adapter.validate_python(prior.result)
+            return value
+        policy = retry or self._pipeline.retry
+        number, attempt = self._start(name, position, policy, begin)
+        with log_context(step=name, attempt=attempt):
+            started, began = time.monotonic(), self._rt.clock.now()
+            try:
+                value = fn(*args)
+                encoded = self._encode(name, adapter, value)
+            except Suspend:
+                raise
+            except Exception as exc:
+                self._failed(name, position, number, attempt, policy, began, started, exc)
+            try:
+                self._completed(
+                    name, position, number, attempt, began, started, encoded, record, value
+                )
+            except Exception as exc:
+                # The pipeline's own write refused the result: this attempt failed after all.
+                self._failed(name, position, number, attempt, policy, began, started, exc)
+            return value
+
+    def transaction(
+        self, name: str, fn: Callable[..., T], *args: Any, retry: RetryPolicy | None = None
+    ) -> T:
+        """Run ``fn(conn, *args)`` once for this run inside the transaction that records it.
+
+        For steps that only write to the database (like DBOS's ``@transaction``): their writes
+        and their recorded result commit together, with the previous step's result and the
+        run's next transition. No attempt is recorded before it runs, so it costs no commit of
+        its own; a raising ``fn`` has its writes rolled back (a savepoint) and is retried under
+        ``retry`` like any step.
+        """
+        position, adapter = self._enter(name), adapter_for(fn)
+        prior = self._recorded.get(name)
+        if prior is not None and prior.status == "completed":
+            value: T = adapter.validate_python(prior.result)
+            return value
+        policy = retry or self._pipeline.retry
+        self._renewed()
+        number = self._numbers.get(name, 0) + 1
+        attempt = self._this_round.get(name, 0) + 1
+        self._numbers[name], self._this_round[name] = number, attempt
+        started, began = time.monotonic(), self._rt.clock.now()
+        run_id, round_, token = self.run_id, self.run.round, self._lease.token
+
+        def attempt_row(conn: Connection) -> None:
+            run_sql.start_attempt(
+                conn,
+                run_id,
+                name,
+                number=number,
+                round=round_,
+                position=position,
+                worker=token,
+                now=began,
+            )
+
+        def body(conn: Connection) -> tuple[T, Any]:
+            result = fn(conn, *args)
+            return result, self._encode(name, adapter, result)
+
+        with log_context(step=name, attempt=attempt):
+            try:
+                value, encoded = self._unit.stage(body)
+            except Suspend:
+                raise
+            except Exception as exc:
+                self._unit.stage(attempt_row)
+                self._failed(name, position, number, attempt, policy, began, started, exc)
+            self._unit.stage(attempt_row)
+            self._completed(name, position, number, attempt, began, started, encoded)
+            return value
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _enter(self, name: str) -> int:
+        if name in self._seen:
+            raise ValueError(f"step name {name!r} used twice in one run; step names are keys")
+        self._seen.append(name)
+        return len(self._seen) - 1
+
+    def _renewed(self) -> Connection:
+        """The unit's connection with the lease renewed; stops the run when it was cancelled
+        (or its lease is lost)."""
+        conn = self._unit.conn
+        cancel = self._lease.renew(conn, self._rt.clock.now())
+        if cancel is None:
+            self._unit.rollback()
+            raise LeaseLost(self.run_id)
+        if cancel:
+            raise Cancelled(self.run_id)
+        return conn
+
+    def _start(
+        self,
+        name: str,
+        position: int,
+        policy: RetryPolicy,
+        begin: Callable[[Connection], None] | None,
+    ) -> tuple[int, int]:
+        """Commit the step's start (with everything the unit gathered); its number, attempt."""
+        now = self._rt.clock.now()
+        conn = self._unit.conn
+        done = self._this_round.get(name, 0)
+        if name in self._running:
+            # The last execution died inside this step: that attempt counts. It ended, as far
+            # as anyone knows, when its worker last renewed the lease.
+            dead = self._running.pop(name)
+            ended = max(dead.started_at, min(self._last_seen_alive or now, now))
+            run_sql.end_attempt(conn, self.run_id, name, dead.number, "interrupted", ended)
+            if done >= policy.attempts:
+                error = f"step {name!r} was interrupted on its last attempt (the worker died)"
+                summary = self._summary(
+                    name, position, "failed", done, error=error, started=now, ended=now
+                )
+                run_sql.save_step(conn, self.run_id, summary)
+                log.warning(
+                    "step failed",
+                    extra={
+                        "run_id": self.run_id,
+                        "pipeline": self.run.pipeline,
+                        "step": name,
+                        "attempt": done,
+                        "error": error,
+                    },
+                )
+                raise FailRun(error)
+        conn = self._renewed()
+        if begin is not None:
+            begin(conn)
+        number = self._numbers.get(name, 0) + 1
+        run_sql.start_attempt(
+            conn,
+            self.run_id,
+            name,
+            number=number,
+            round=self.run.round,
+            position=position,
+            worker=self._lease.token,
+            now=now,
+            slot_wait_ms=self._slot_wait_ms,
+        )
+        self._slot_wait_ms = None
+        self._numbers[name], self._this_round[name] = number, done + 1
+        self._unit.commit()
+        return number, done + 1
+
+    def _completed(
+        self,
+        name: str,
+        position: int,
+        number: int,
+        attempt: int,
+        began: datetime,
+        started: float,
+        encoded: Any,
+        record: Callable[[Connection, Any], None] | None = None,
+        value: Any = None,
+    ) -> None:
+        seconds = time.monotonic() - started
+        ms = int(seconds * 1000)
+        now = self._rt.clock.now()
+        run_id = self.run_id
+        summary = self._summary(
+            name, position, "completed", attempt, result=encoded, started=began, ended=now, ms=ms
+        )
+
+        def rows(conn: Connection) -> None:
+            run_sql.end_attempt(conn, run_id, name, number, "completed", now)
+            run_sql.save_step(conn, run_id, summary)
+            if record is not None:
+                record(conn, value)
+
+        self._unit.stage(rows)
+        run, observers = self.run, self._rt.observers
+        extra = {
+            "run_id": run.id,
+            "pipeline": run.pipeline,
+            "step": name,
+            "attempt": attempt,
+            "duration_ms": ms,
+        }
+
+        def after() -> None:
+            observers.step_completed(run, name, attempt, seconds)
+            log.info("step completed", extra=extra)
+
+        self._unit.after_commit(after)
+
+    def _failed(
+        self,
+        name: str,
+        position: int,
+        number: int,
+        attempt: int,
+        policy: RetryPolicy,
+        began: datetime,
+        started: float,
+        exc: Exception,
+    ) -> typing.NoReturn:
+        seconds = time.monotonic() - started
+        ms = int(seconds * 1000)
+        now = self._rt.clock.now()
+        decision = decide(exc, attempt, policy, self._rt.rng)
+        retry_at = None if decision.delay is None else now + timedelta(seconds=decision.delay)
+        run_id = self.run_id
+        summary = self._summary(
+            name,
+            position,
+            "failed",
+            attempt,
+            error=decision.error,
+            started=began,
+            ended=now,
+            ms=ms,
+        )
+
+        def rows(conn: Connection) -> None:
+            run_sql.end_attempt(
+                conn, run_id, name, number, "failed", now, error=decision.error, retry_at=retry_at
+            )
+            run_sql.save_step(conn, run_id, summary)
+
+        self._unit.stage(rows)
+        self._rt.observers.step_failed(self.run, name, attempt, seconds, exc, decision.final)
+        log.warning(
+            "step failed",
+            extra={
+                "run_id": self.run_id,
+                "pipeline": self.run.pipeline,
+                "step": name,
+                "attempt": attempt,
+                "duration_ms": ms,
+                "error": decision.error,
+            },
+            exc_info=not hasattr(exc, "retryable"),
+        )
+        if decision.delay is None:
+            raise FailRun(decision.error, decision.user_error) from exc
+        raise RetryLater(decision.delay, decision.error) from exc
+
+    @staticmethod
+    def _summary(
+        name: str,
+        position: int,
+        status: str,
+        attempts: int,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        started: datetime,
+        ended: datetime,
+        ms: int | None = None,
+    ) -> StepRecord:
+        return StepRecord.model_validate(
+            {
+                "name": name,
+                "position": position,
+                "status": status,
+                "attempts": attempts,
+                "error": error,
+                "result": result,
+                "started_at": started,
+                "finished_at": ended,
+                "duration_ms": ms,
+            }
+        )
+
+    def _encode(self, name: str, adapter: TypeAdapter[Any], value: Any) -> Any:
+        try:
+            data = adapter.dump_json(value)
+        except Exception as exc:
+            raise NonRetriableError(
+                f"step {name!r} returned a value that is not JSON: {exc}"
+            ) from exc
+        if len(data) > self._max_result_bytes:
+            raise StepResultTooLarge(
+                f"step {name!r} returned {len(data)} bytes of JSON; step results are limited to "
+                f"{self._max_result_bytes // 1024} KiB. Store large data (images, files) in blob "
+                "storage and return its key instead."
+            )
+        return json.loads(data)

@@ -1,0 +1,99 @@
+"""Leases on running runs and the per-key concurrency slots they occupy.
+
+A claimed run carries a lease (a random owner token and an expiry). Every write an execution
+makes for the run is guarded by that token, so an execution that lost its lease (it stalled, or
+the run was failed or re-claimed) can never record anything. Each step's commit renews the lease;
+a heartbeat thread renews it while a long step runs. Slots are counted inside the claim
+transaction under a per-key lock, so a limit holds across every process sharing the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from types import TracebackType
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine as SQLEngine
+
+from ..clock import Clock
+from ..database import transaction
+from . import run_sql
+from .records import RunRecord
+
+__all__ = ["Heartbeat", "Lease", "check_slot", "release_slot"]
+
+log = logging.getLogger("plushify_core.engine")
+
+
+class Lease:
+    """The right of one execution to write for one run, until ``seconds`` after last renewal."""
+
+    def __init__(self, run_id: str, token: str, seconds: float) -> None:
+        self.run_id = run_id
+        self.token = token
+        self.seconds = seconds
+        self.lost = threading.Event()
+
+    def expiry(self, now: datetime) -> datetime:
+        """When a lease renewed at ``now`` runs out."""
+        return now + timedelta(seconds=self.seconds)
+
+    def renew(self, conn: Connection, now: datetime) -> bool | None:
+        """Extend the lease from ``now``: whether cancel was requested; ``None`` (and ``lost``
+        set) when the lease is no longer ours."""
+        cancel = run_sql.renew(conn, self.run_id, self.token, now, self.expiry(now))
+        if cancel is None:
+            self.lost.set()
+        return cancel
+
+
+class Heartbeat:
+    """A thread that renews a lease every ``interval`` real seconds while a run executes."""
+
+    def __init__(self, db: SQLEngine, clock: Clock, lease: Lease, interval: float) -> None:
+        self._db, self._clock, self._lease, self._interval = db, clock, lease, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"plushify-heartbeat-{lease.run_id[:8]}", daemon=True
+        )
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with transaction(self._db) as conn:
+                    if self._lease.renew(conn, self._clock.now()) is None:
+                        log.warning("lease lost", extra={"run_id": self._lease.run_id})
+                        return
+            except Exception:
+                # A transient database error: the next beat tries again before the lease ends.
+                log.exception("lease renewal failed", extra={"run_id": self._lease.run_id})
+
+
+def check_slot(conn: Connection, run: RunRecord, limit: int | None, now: datetime) -> bool:
+    """Lock the run's key and say whether one of its ``limit`` slots is free for it."""
+    key = run.concurrency_key
+    if key is None or limit is None:
+        return True
+    run_sql.lock_key(conn, key)
+    return run_sql.count_running(conn, key, now, exclude=run.id) < limit
+
+
+def release_slot(
+    conn: Connection, run: RunRecord, limit: int | None, now: datetime
+) -> tuple[str, ...]:
+    """After ``run`` left ``running`` (key locked): wake the oldest waiters for its free slot."""
+    if run.concurrency_key is None or limit is None:
+        return ()
+    return run_sql.wake_waiters(conn, run.concurrency_key, limit, now)

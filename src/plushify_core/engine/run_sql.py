@@ -1,0 +1,513 @@
+"""Every SQL statement on ``runs``, ``steps`` and ``attempts``, and nothing else.
+
+Callers pass an open connection: which statements share a transaction (and so a commit) is
+decided by the execution, never here. Writes on a claimed run are guarded by its lease token
+(``owned``), final transitions by the state they were decided on, so a stale writer changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from ..database import is_postgres, is_sqlite
+from ..errors import NotFound, NotRetryable
+from ..schema import attempts, runs, steps
+from .records import AttemptRecord, RunDetail, RunRecord, StepRecord
+
+__all__ = [
+    "claim",
+    "claim_hook",
+    "count_running",
+    "delete_runs",
+    "disarm_hook",
+    "due_runs",
+    "end_attempt",
+    "get_run",
+    "insert_run",
+    "interrupt_attempts",
+    "list_runs",
+    "load_history",
+    "lock_key",
+    "owned",
+    "renew",
+    "request_cancel",
+    "requeue",
+    "reset_for_retry",
+    "save_step",
+    "select_run",
+    "start_attempt",
+    "to_final",
+    "wait_for_slot",
+    "wake_waiters",
+]
+
+
+def _dialect(conn: Connection) -> Any:
+    return sqlite if is_sqlite(conn) else postgresql
+
+
+# --- runs: submit, read -------------------------------------------------------------------
+
+
+def insert_run(conn: Connection, values: dict[str, Any]) -> RunRecord:
+    """Insert a queued run unless its id or idempotency key exists; the stored run either way."""
+    # ON CONFLICT DO NOTHING: a duplicate never aborts the caller's transaction.
+    conn.execute(_dialect(conn).insert(runs).values(**values).on_conflict_do_nothing())
+    key = values["idempotency_key"]
+    where = runs.c.idempotency_key == key if key is not None else runs.c.id == values["id"]
+    return RunRecord.from_row(conn.execute(sa.select(runs).where(where)).mappings().one())
+
+
+def select_run(conn: Connection, run_id: str) -> RunRecord | None:
+    """The run, or ``None``."""
+    row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+    return None if row is None else RunRecord.from_row(row)
+
+
+def list_runs(
+    conn: Connection,
+    *,
+    status: str | None = None,
+    pipeline: str | None = None,
+    concurrency_key: str | None = None,
+    limit: int = 100,
+) -> list[RunRecord]:
+    """Runs matching every given filter, newest first."""
+    query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id).limit(limit)
+    if status is not None:
+        query = query.where(runs.c.status == status)
+    if pipeline is not None:
+        query = query.where(runs.c.pipeline == pipeline)
+    if concurrency_key is not None:
+        query = query.where(runs.c.concurrency_key == concurrency_key)
+    return [RunRecord.from_row(row) for row in conn.execute(query).mappings()]
+
+
+def get_run(conn: Connection, run_id: str) -> RunDetail:
+    """One run with its steps and attempts; :class:`NotFound` when there is no such run."""
+    run = select_run(conn, run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id!r}")
+    recorded, history = load_history(conn, run_id)
+    for attempt in history:
+        if attempt.outcome == "running":
+            # The step's summary is written when an attempt ends: show the one under way.
+            prior = recorded.get(attempt.step)
+            this_round = sum(1 for a in history if a.step == attempt.step and a.round == run.round)
+            recorded[attempt.step] = StepRecord(
+                name=attempt.step,
+                position=attempt.position,
+                status="running",
+                attempts=this_round,
+                error=prior.error if prior is not None else None,
+                started_at=attempt.started_at,
+            )
+    ordered = sorted(recorded.values(), key=lambda s: (s.position, s.name))
+    return RunDetail(**run.model_dump(), steps=ordered, attempt_history=history)
+
+
+def due_runs(conn: Connection, now: datetime, late: datetime, limit: int) -> list[str]:
+    """Queued runs due since ``late``, runs under an expired lease, and interrupted hooks."""
+    ids = conn.execute(
+        sa.select(runs.c.id)
+        .where(
+            sa.or_(
+                sa.and_(runs.c.status == "queued", runs.c.next_attempt_at <= late),
+                sa.and_(runs.c.status == "running", runs.c.lease_expires_at <= now),
+                sa.and_(runs.c.hook_pending.is_not(None), runs.c.lease_expires_at <= now),
+            )
+        )
+        .order_by(runs.c.next_attempt_at)
+        .limit(limit)
+    ).scalars()
+    return list(ids)
+
+
+def delete_runs(conn: Connection, run_ids: Iterable[str]) -> None:
+    """Purge runs with their steps and attempts (explicitly: no reliance on FK cascades)."""
+    ids = list(run_ids)
+    if not ids:
+        return
+    conn.execute(sa.delete(attempts).where(attempts.c.run_id.in_(ids)))
+    conn.execute(sa.delete(steps).where(steps.c.run_id.in_(ids)))
+    conn.execute(sa.delete(runs).where(runs.c.id.in_(ids)))
+
+
+# --- claims, leases and slots -------------------------------------------------------------
+
+
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        sa.and_(
+            runs.c.status == "queued",
+            sa.or_(runs.c.next_attempt_at.is_(None), runs.c.next_attempt_at <= now),
+        ),
+        sa.and_(
+            runs.c.status == "running",
+            sa.or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at <= now),
+        ),
+    )
+
+
+def claim(
+    conn: Connection, run_id: str, now: datetime, token: str, expiry: datetime
+) -> RunRecord | None:
+    """Take the lease of a due (or abandoned) run, counting one attempt; ``None`` if not ours."""
+    row = (
+        conn.execute(
+            sa.update(runs)
+            .where(runs.c.id == run_id, _claimable(now))
+            .values(
+                status="running",
+                lease_owner=token,
+                lease_expires_at=expiry,
+                attempts=runs.c.attempts + 1,
+                waiting_since=None,
+                started_at=sa.func.coalesce(runs.c.started_at, now),
+                updated_at=now,
+            )
+            .returning(*runs.c)
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else RunRecord.from_row(row)
+
+
+def wait_for_slot(conn: Connection, run_id: str, now: datetime, until: datetime) -> None:
+    """Send a due run back to wait for a slot; no attempt is consumed."""
+    conn.execute(
+        sa.update(runs)
+        .where(runs.c.id == run_id, _claimable(now))
+        .values(
+            status="queued",
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=until,
+            waiting_since=sa.func.coalesce(runs.c.waiting_since, now),
+            updated_at=now,
+        )
+    )
+
+
+def owned(run_id: str, token: str) -> sa.ColumnElement[bool]:
+    """The SQL guard: this run, still running, still under the lease ``token``."""
+    return sa.and_(runs.c.id == run_id, runs.c.status == "running", runs.c.lease_owner == token)
+
+
+def renew(
+    conn: Connection, run_id: str, token: str, now: datetime, expiry: datetime
+) -> bool | None:
+    """Extend the lease; whether cancellation was requested, or ``None`` when it is not ours."""
+    row = conn.execute(
+        sa.update(runs)
+        .where(owned(run_id, token))
+        .values(lease_expires_at=expiry, updated_at=now)
+        .returning(runs.c.cancel_requested)
+    ).first()
+    return None if row is None else bool(row[0])
+
+
+def requeue(
+    conn: Connection, run_id: str, token: str, now: datetime, due: datetime, error: str | None
+) -> bool:
+    """Give up the lease until ``due`` (a step's backoff); ``False`` when it was not ours."""
+    moved = conn.execute(
+        sa.update(runs)
+        .where(owned(run_id, token))
+        .values(
+            status="queued",
+            error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=due,
+            updated_at=now,
+        )
+    ).rowcount
+    return moved == 1
+
+
+def lock_key(conn: Connection, key: str) -> None:
+    """Serialise slot accounting for ``key`` until the transaction ends (PostgreSQL only).
+
+    SQLite's ``BEGIN IMMEDIATE`` already serialises writers.
+    """
+    if is_postgres(conn):
+        digest = hashlib.blake2b(f"plushify.slot:{key}".encode(), digest_size=8).digest()
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:k)"),
+            {"k": int.from_bytes(digest, "big", signed=True)},
+        )
+
+
+def count_running(conn: Connection, key: str, now: datetime, *, exclude: str) -> int:
+    """Runs holding a slot for ``key``: running under an unexpired lease, other than ``exclude``."""
+    count = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(runs)
+        .where(
+            runs.c.concurrency_key == key,
+            runs.c.status == "running",
+            runs.c.lease_expires_at > now,
+            runs.c.id != exclude,
+        )
+    ).scalar_one()
+    return int(count)
+
+
+def wake_waiters(conn: Connection, key: str, limit: int, now: datetime) -> tuple[str, ...]:
+    """Make the oldest runs waiting for a ``key`` slot due now, one per free slot; their ids.
+
+    Call with the key locked, after the calling run released its slot. Waiters already woken
+    (due, not yet claimed) count as taking a slot, so a slot is never promised twice.
+    """
+    waiting = sa.and_(
+        runs.c.concurrency_key == key,
+        runs.c.status == "queued",
+        runs.c.waiting_since.is_not(None),
+    )
+    woken = conn.execute(
+        sa.select(sa.func.count()).select_from(runs).where(waiting, runs.c.next_attempt_at <= now)
+    ).scalar_one()
+    free = limit - count_running(conn, key, now, exclude="") - int(woken)
+    if free <= 0:
+        return ()
+    ids = tuple(
+        conn.execute(
+            sa.select(runs.c.id)
+            .where(waiting, runs.c.next_attempt_at > now)
+            .order_by(runs.c.waiting_since, runs.c.created_at)
+            .limit(free)
+        ).scalars()
+    )
+    if ids:
+        conn.execute(
+            sa.update(runs)
+            .where(runs.c.id.in_(ids), runs.c.status == "queued")
+            .values(next_attempt_at=now)
+        )
+    return ids
+
+
+# --- final transitions and their hooks ----------------------------------------------------
+
+
+def guard_seen(run: RunRecord) -> sa.ColumnElement[bool]:
+    """The run exactly as it was read: a concurrent claim, retry or release makes it miss."""
+    return sa.and_(
+        runs.c.id == run.id,
+        runs.c.status == run.status,
+        runs.c.updated_at == run.updated_at,
+        runs.c.lease_owner.is_not_distinct_from(run.lease_owner),
+    )
+
+
+def to_final(
+    conn: Connection,
+    guard: sa.ColumnElement[bool],
+    status: str,
+    now: datetime,
+    *,
+    error: str | None,
+    user_error: str | None,
+    hook_owner: str | None,
+    hook_expiry: datetime | None,
+    **more: Any,
+) -> RunRecord | None:
+    """Move the guarded run to a final status, arming its hook when ``hook_owner`` is given."""
+    row = (
+        conn.execute(
+            sa.update(runs)
+            .where(guard)
+            .values(
+                status=status,
+                error=error,
+                user_error=user_error,
+                hook_pending=status if hook_owner is not None else None,
+                lease_owner=hook_owner,
+                lease_expires_at=hook_expiry,
+                next_attempt_at=None,
+                waiting_since=None,
+                finished_at=now,
+                updated_at=now,
+                **more,
+            )
+            .returning(*runs.c)
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else RunRecord.from_row(row)
+
+
+def request_cancel(conn: Connection, run_id: str, now: datetime, *, live_only: bool) -> bool:
+    """Flag the run for cancellation at its next step boundary; whether a row matched.
+
+    ``live_only`` limits it to a run running under an unexpired lease (its owner will see it).
+    """
+    where = [runs.c.id == run_id, runs.c.status.in_(("queued", "running"))]
+    if live_only:
+        where += [runs.c.status == "running", runs.c.lease_expires_at > now]
+    done = conn.execute(
+        sa.update(runs).where(*where).values(cancel_requested=True, updated_at=now)
+    ).rowcount
+    return done == 1
+
+
+def claim_hook(
+    conn: Connection, run_id: str, now: datetime, owner: str, expiry: datetime
+) -> RunRecord | None:
+    """Take over an armed hook whose runner died (its lease expired); the run, or ``None``."""
+    row = (
+        conn.execute(
+            sa.update(runs)
+            .where(
+                runs.c.id == run_id,
+                runs.c.hook_pending.is_not(None),
+                sa.or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at <= now),
+            )
+            .values(lease_owner=owner, lease_expires_at=expiry, updated_at=now)
+            .returning(*runs.c)
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else RunRecord.from_row(row)
+
+
+def disarm_hook(conn: Connection, run_id: str, owner: str) -> None:
+    """The hook returned: nothing to run again."""
+    conn.execute(
+        sa.update(runs)
+        .where(runs.c.id == run_id, runs.c.lease_owner == owner)
+        .values(hook_pending=None, lease_owner=None, lease_expires_at=None)
+    )
+
+
+def reset_for_retry(
+    conn: Connection, run_id: str, now: datetime, keep_steps: Iterable[str] | None
+) -> RunRecord:
+    """Queue a failed run again in a new round; forget step results not kept (attempts stay)."""
+    row = (
+        conn.execute(
+            sa.update(runs)
+            .where(runs.c.id == run_id, runs.c.status == "failed")
+            .values(
+                status="queued",
+                round=runs.c.round + 1,
+                error=None,
+                user_error=None,
+                next_attempt_at=now,
+                finished_at=None,
+                cancel_requested=False,
+                waiting_since=None,
+                result=None,
+                hook_pending=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .returning(*runs.c)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        exists = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).first()
+        if exists is None:
+            raise NotFound(f"no run {run_id!r}")
+        raise NotRetryable(f"run {run_id} is {exists[0]}; only failed runs can be retried")
+    forget = steps.c.status != "completed"
+    if keep_steps is not None:
+        forget = sa.or_(forget, steps.c.name.not_in(list(keep_steps)))
+    conn.execute(sa.delete(steps).where(steps.c.run_id == run_id, forget))
+    return RunRecord.from_row(row)
+
+
+# --- steps and attempts -------------------------------------------------------------------
+
+
+def load_history(
+    conn: Connection, run_id: str
+) -> tuple[dict[str, StepRecord], list[AttemptRecord]]:
+    """The run's step summaries by name and every attempt, oldest first."""
+    step_rows = conn.execute(sa.select(steps).where(steps.c.run_id == run_id)).mappings()
+    recorded = {s.name: s for s in map(StepRecord.from_row, step_rows)}
+    attempt_rows = conn.execute(
+        sa.select(attempts)
+        .where(attempts.c.run_id == run_id)
+        .order_by(attempts.c.started_at, attempts.c.position, attempts.c.number)
+    ).mappings()
+    return recorded, [AttemptRecord.from_row(a) for a in attempt_rows]
+
+
+def start_attempt(
+    conn: Connection,
+    run_id: str,
+    step: str,
+    *,
+    number: int,
+    round: int,
+    position: int,
+    worker: str,
+    now: datetime,
+    slot_wait_ms: int | None = None,
+) -> None:
+    """Record that attempt ``number`` of ``step`` starts now."""
+    conn.execute(
+        sa.insert(attempts).values(
+            run_id=run_id,
+            step=step,
+            number=number,
+            round=round,
+            position=position,
+            worker=worker,
+            outcome="running",
+            started_at=now,
+            slot_wait_ms=slot_wait_ms,
+        )
+    )
+
+
+def end_attempt(
+    conn: Connection,
+    run_id: str,
+    step: str,
+    number: int,
+    outcome: str,
+    now: datetime,
+    *,
+    error: str | None = None,
+    retry_at: datetime | None = None,
+) -> None:
+    """Record how attempt ``number`` of ``step`` ended."""
+    conn.execute(
+        sa.update(attempts)
+        .where(attempts.c.run_id == run_id, attempts.c.step == step, attempts.c.number == number)
+        .values(outcome=outcome, finished_at=now, error=error, retry_at=retry_at)
+    )
+
+
+def interrupt_attempts(conn: Connection, run_id: str, now: datetime, outcome: str) -> None:
+    """Close the run's attempts still marked running (their worker died or the run stopped)."""
+    conn.execute(
+        sa.update(attempts)
+        .where(attempts.c.run_id == run_id, attempts.c.outcome == "running")
+        .values(outcome=outcome, finished_at=now)
+    )
+
+
+def save_step(conn: Connection, run_id: str, record: StepRecord) -> None:
+    """Insert or overwrite the step's summary row."""
+    values = record.model_dump()
+    stmt = _dialect(conn).insert(steps).values(run_id=run_id, **values)
+    update = {k: stmt.excluded[k] for k in values if k != "name"}
+    conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "name"], set_=update))

@@ -1,0 +1,108 @@
+"""A unit of work: one write transaction that several engine decisions share, and what to do
+once it committed.
+
+The execution of a run gathers a step's recorded result, the next step's start, the lease
+renewal and the pipeline's own rows into one unit, so they become durable together (one commit
+per step). Actions that must only happen after the commit (hooks, observers, waking runs) are
+queued with :meth:`Unit.after_commit`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import TypeVar
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine as SQLEngine
+
+from ..database import transaction
+
+__all__ = ["Unit"]
+
+T = TypeVar("T")
+
+log = logging.getLogger("plushify_core.engine")
+
+
+class Unit:
+    """A write transaction opened on first use; :meth:`commit` ends it and runs the after-actions.
+
+    ``first`` runs as the transaction's first statement (the run's slot-key lock, so every
+    engine transaction takes locks in the same order: key, then rows).
+    """
+
+    def __init__(self, db: SQLEngine, first: Callable[[Connection], None] | None = None) -> None:
+        self._db = db
+        self._first = first
+        self._stack: ExitStack | None = None
+        self._conn: Connection | None = None
+        self._after: list[Callable[[], None]] = []
+        self._staged: list[Callable[[Connection], object]] = []
+
+    def start_with(self, first: Callable[[Connection], None]) -> None:
+        """Begin every transaction opened from now on with ``first``."""
+        self._first = first
+
+    @property
+    def conn(self) -> Connection:
+        """The open transaction's connection (begun now if needed)."""
+        if self._conn is None:
+            stack = ExitStack()
+            conn = stack.enter_context(transaction(self._db))
+            self._stack, self._conn = stack, conn
+            if self._first is not None:
+                self._first(conn)
+        return self._conn
+
+    @property
+    def is_open(self) -> bool:
+        """Whether a transaction is in progress."""
+        return self._conn is not None
+
+    def stage(self, op: Callable[[Connection], T]) -> T:
+        """Run ``op(conn)`` in the transaction and keep it for this unit's commit.
+
+        When ``op`` raises (a step's own write refused, a dropped connection), its partial
+        writes must go but what was staged before must not: the transaction is rolled back,
+        the earlier operations are run again in a fresh one, and the error is raised.
+        """
+        try:
+            result = op(self.conn)
+        except BaseException:
+            self._discard()
+            for earlier in self._staged:
+                earlier(self.conn)
+            raise
+        self._staged.append(op)
+        return result
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once this unit committed (never if it rolls back)."""
+        self._after.append(action)
+
+    def commit(self) -> None:
+        """Commit (if anything was written), then run the after-commit actions in order."""
+        stack, self._stack, self._conn = self._stack, None, None
+        self._staged = []
+        if stack is not None:
+            stack.close()
+        actions, self._after = self._after, []
+        for action in actions:
+            action()
+
+    def rollback(self) -> None:
+        """Abandon the transaction, what it staged and its after-commit actions."""
+        self._staged, self._after = [], []
+        self._discard()
+
+    def _discard(self) -> None:
+        stack, self._stack, self._conn = self._stack, None, None
+        if stack is not None:
+            try:
+                stack.__exit__(RuntimeError, RuntimeError("rolled back"), None)
+            except RuntimeError:
+                pass
+            except Exception:
+                log.exception("rolling back a unit of work failed")
