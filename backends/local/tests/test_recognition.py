@@ -14,6 +14,7 @@ from local_helpers import PHOTOS, photo
 from plushify_local import LocalModel
 from plushify_local.checkpoint import CheckpointError, read_state_dict
 from plushify_local.decode import decode_image
+from plushify_local.labels import caption_phrase, imagenet_labels
 from plushify_local.recognition import recognition_engine, recognize
 
 
@@ -124,3 +125,19 @@ def test_model_analysis_uses_the_neural_label(local_model: LocalModel) -> None:
     analysis = local_model.analyze(photo("rocket"), "image/jpeg")
     assert analysis.subject_type == "other"
     assert analysis.description.startswith("A photo of ")
+
+
+@pytest.mark.parametrize(
+    ("label", "phrase"),
+    [
+        ("espresso", "an espresso cup"),
+        ("Egyptian Mau", "a tabby cat"),
+        ("Golden Retriever", "a Golden Retriever"),
+        ("impala (antelope)", "an impala"),
+        ("handrail / baluster", "a handrail"),
+        ("binoculars", "a pair of binoculars"),
+    ],
+)
+def test_caption_phrases(label: str, phrase: str) -> None:
+    """ImageNet class names become short noun phrases for captions."""
+    assert caption_phrase(imagenet_labels().index(label)) == phrase

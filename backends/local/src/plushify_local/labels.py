@@ -38,11 +38,31 @@ def is_pet(index: int) -> bool:
     return index in PET_CLASSES
 
 
+# Class names that are plural nouns (no article; "a pair of" where one pair is meant).
+_PLURAL = {
+    "binoculars": "a pair of binoculars",
+    "clogs": "a pair of clogs",
+    "jeans": "a pair of jeans",
+    "pajamas": "pajamas",
+    "parallel bars": "parallel bars",
+    "sunglasses": "a pair of sunglasses",
+    "swim trunks": "swim trunks",
+    "mashed potatoes": "mashed potatoes",
+}
+
+
 def caption_phrase(index: int) -> str:
-    """ "a tabby cat", "an espresso cup", "a Golden Retriever": a class as a noun phrase."""
+    """ "a tabby cat", "an espresso cup", "a Golden Retriever": a class as a noun phrase.
+
+    Asides and alternatives in class names are dropped ("handrail / baluster" -> "a handrail",
+    "impala (antelope)" -> "an impala").
+    """
     label = imagenet_labels()[index]
     if label in _PHRASES:
         return _PHRASES[label]
+    label = label.split(" (")[0].split(" / ")[0].strip()
+    if label in _PLURAL:
+        return _PLURAL[label]
     if label.lower().startswith(("a ", "an ", "the ")):
         return label
     article = "an" if label[0].lower() in "aeiou" else "a"
