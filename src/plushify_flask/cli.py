@@ -216,6 +216,7 @@ def serve_command(host: str, port: int, threads: int) -> None:
     except PlushifyError as exc:
         raise click.ClickException(exc.message) from exc
     app = create_app({"PLUSHIFY_FACADE": plushify})
+    web: WebSettings = app.extensions["plushify_web"]
     in_process = settings.runner == "inprocess"
     if in_process:
         plushify.start()
@@ -225,7 +226,11 @@ def serve_command(host: str, port: int, threads: int) -> None:
             host,
             port,
             threads=threads,
-            banner=[f"runner: {settings.runner}   model: {settings.model}"],
+            banner=[
+                f"runner: {settings.runner}   model: {settings.model}",
+                f"sign-up: {web.signup} ({app.config['PLUSHIFY_SIGNUP_CREDITS']} starting "
+                f"credits)   trusted proxies: {web.trusted_proxies}",
+            ],
         )
     finally:
         if in_process:

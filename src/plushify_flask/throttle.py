@@ -4,7 +4,8 @@ Each counted attempt (a failed login, a sign-up) is one row of ``throttle_events
 *bucket*: a keyed hash (HMAC with the app's secret key) of what it counts against, such as
 ``ip:203.0.113.9`` or ``user:alice``. Counting rows newer than the window works the same on SQLite
 and PostgreSQL, in every process and after restarts, and the table never holds an address or a
-name in the clear. Old rows are pruned as new ones are written.
+name in the clear. Old rows are pruned as new ones are written (and addresses an account has not
+signed in from for 180 days are forgotten).
 
 Throttling slows down instead of locking out: after ``free`` attempts in the window, each further
 attempt must wait ``base * 2**k`` seconds (capped) after the previous one, so a guesser gets a
@@ -28,12 +29,13 @@ from plushify_core.clock import Clock
 from plushify_core.database import transaction
 from plushify_core.ids import new_id
 
-from .users import throttle_events
+from .users import known_addresses, throttle_events
 
 __all__ = ["AttemptLog", "SlowDown", "Window"]
 
 _PRUNE_EVERY = 60.0  # seconds between prunes in one process
 _KEEP = timedelta(days=1)  # longer than any window
+_KNOWN_FOR = timedelta(days=180)  # an address unused this long is a stranger again
 
 
 @dataclass(frozen=True)
@@ -117,3 +119,6 @@ class AttemptLog:
             self._pruned = tick
         with transaction(self.engine) as conn:
             conn.execute(sa.delete(throttle_events).where(throttle_events.c.at < now - _KEEP))
+            conn.execute(
+                sa.delete(known_addresses).where(known_addresses.c.last_seen < now - _KNOWN_FOR)
+            )
