@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.wrappers import Response as BaseResponse
 
-from plushify_core.errors import PlushifyError
+from plushify_core.engine.timeline import WAIT_LABELS, timeline
+from plushify_core.errors import NotFound, PlushifyError
 
 from .api import read_upload
 from .auth import admin_required
@@ -79,20 +80,51 @@ def index() -> str:
 @bp.get("/<run_id>")
 @admin_required
 def detail(run_id: str) -> str:
-    """One run: its payload and step timeline (attempts, durations, errors)."""
+    """One run: every attempt of every step on a timeline, working time vs waiting, images."""
     run = _get_run(run_id)
+    app = facade()
     user_id, gen_id = _payload_ids(run)
     owner = user_store().get(user_id) if user_id else None
-    total_ms = sum(s.duration_ms or 0 for s in run.steps)
-    longest = max([s.duration_ms or 0 for s in run.steps] or [0])
+    generation = None
+    if user_id and gen_id:
+        try:
+            generation = app.get(user_id, gen_id)
+        except NotFound:
+            generation = None  # deleted meanwhile
+    line = timeline(run, app.clock.now())
     return render_template(
         "run_detail.html",
         run=run,
         owner=owner,
         generation_id=gen_id,
-        total_ms=total_ms,
-        longest_ms=max(longest, 1),
+        generation=generation,
+        line=line,
+        wait_labels=WAIT_LABELS,
+        step_of={s.name: s for s in run.steps},
     )
+
+
+@bp.get("/<run_id>/image/<kind>")
+@admin_required
+def image(run_id: str, kind: str) -> BaseResponse:
+    """An image of the run's generation, for admins (owners use ``/media``)."""
+    if kind not in ("original", "plushie"):
+        abort(404)
+    user_id, gen_id = _payload_ids(_get_run(run_id))
+    if not user_id or not gen_id:
+        abort(404)
+    try:
+        data, content_type = facade().image(
+            user_id, gen_id, "original" if kind == "original" else "plushie"
+        )
+    except NotFound:
+        abort(404)
+    if content_type not in ("image/png", "image/jpeg", "image/webp"):
+        content_type = "application/octet-stream"  # never let stored bytes pick their own type
+    response = Response(data, mimetype=content_type)
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @bp.post("/<run_id>/retry")
