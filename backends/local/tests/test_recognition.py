@@ -13,9 +13,9 @@ import pytest
 from local_helpers import PHOTOS, photo
 from plushify_local import LocalModel
 from plushify_local.checkpoint import CheckpointError, read_state_dict
-from plushify_local.decode import decode_image
+from plushify_local.decode import decode_image, resize_long_side
 from plushify_local.labels import caption_phrase, imagenet_labels
-from plushify_local.recognition import recognition_engine, recognize
+from plushify_local.recognition import recognition_engine, recognize, recognize_photo
 
 
 def test_neural_engine_is_installed_for_the_tests() -> None:
@@ -141,3 +141,17 @@ def test_model_analysis_uses_the_neural_label(local_model: LocalModel) -> None:
 def test_caption_phrases(label: str, phrase: str) -> None:
     """ImageNet class names become short noun phrases for captions."""
     assert caption_phrase(imagenet_labels().index(label)) == phrase
+
+
+def test_recognize_photo_works_small_and_answers_in_full_size_pixels() -> None:
+    """A 2.5x enlarged astronaut is recognised on a 1280 px copy; boxes come back 2.5x larger."""
+    image = decode_image(photo("astronaut"))
+    big = np.ascontiguousarray(cv2.resize(image, (1280 * 5 // 2, 1280 * 5 // 2)))
+    small_answer = recognize(resize_long_side(big, 1280))
+    found = recognize_photo(big)
+    assert found.subject_type == small_answer.subject_type == "person"
+    assert found.faces == tuple(b.scaled(2.5) for b in small_answer.faces)
+    assert found.face_details[0].left_eye == tuple(
+        round(v * 2.5) for v in small_answer.face_details[0].left_eye
+    )
+    assert recognize_photo(big) == found  # cached, and the same

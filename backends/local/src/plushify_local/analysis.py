@@ -8,12 +8,12 @@ from .colours import brightness_word, colour_name, dominant_colours
 from .decode import Bgr, resize_long_side
 from .detection import Box
 from .labels import PET_CLASSES, caption_phrase
-from .recognition import Recognition, recognize
+from .recognition import RECOGNITION_SIZE, Recognition, recognize_photo
 
 __all__ = ["ANALYSIS_SIZE", "analyze_image", "describe", "subject_phrase"]
 
-# Recognition runs on a copy at most this large: enough for 2.5 % faces, and decoding dominates.
-ANALYSIS_SIZE = 1280
+# The description is measured on the copy the recognition uses.
+ANALYSIS_SIZE = RECOGNITION_SIZE
 
 
 def _position(box: Box, width: int, height: int) -> str:
@@ -90,6 +90,6 @@ def analyze_image(image: Bgr) -> Analysis:
     small = (
         resize_long_side(image, ANALYSIS_SIZE) if max(image.shape[:2]) > ANALYSIS_SIZE else image
     )
-    found = recognize(small)
+    found = recognize_photo(small)  # the renderer asking for the same pixels hits the cache
     description, features = describe(small, found)
     return Analysis(subject_type=found.subject_type, description=description, key_features=features)

@@ -5,23 +5,38 @@ them person / pet / other. Falls back to the Haar cascades when a weight package
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from typing import Literal
+
+import numpy as np
 
 from plushify_core.model import SubjectType
 
 from .classifier import Prediction, classifier_available, classify_image
-from .decode import Bgr
+from .decode import Bgr, resize_long_side
 from .detection import Box, detect_cat_faces, detect_faces, is_grayscale
 from .faces import Face, detect_faces_dnn, face_detector_available
 from .labels import PET_CLASSES, caption_phrase, imagenet_labels, is_pet
 from .weights import missing_weights
 
-__all__ = ["Label", "Recognition", "recognition_engine", "recognize"]
+__all__ = [
+    "RECOGNITION_SIZE",
+    "Label",
+    "Recognition",
+    "recognition_engine",
+    "recognize",
+    "recognize_photo",
+]
 
 log = logging.getLogger(__name__)
 
+# recognize_photo works on a copy at most this large: enough for faces of 2.5 % of the long
+# side, and the cost no longer grows with the upload.
+RECOGNITION_SIZE = 1280
 # A photo is a pet when the pet classes together hold this much of the classifier's belief.
 PET_MIN = 0.40
 # A label is named in the description only when the classifier is at least this sure.
@@ -106,3 +121,49 @@ def recognize(image: Bgr, *, cat_faces: bool = False) -> Recognition:
         cats = tuple(c for c in detect_cat_faces(image) if not any(c.iou(f) > 0 for f in boxes))
     pet_index = max(PET_CLASSES, key=lambda i: (prediction.probabilities[i], -i))
     return Recognition(subject, boxes, faces, cats, label, pet, pet_index, grayscale, "neural")
+
+
+_CACHE: OrderedDict[tuple[object, ...], Recognition] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 8
+
+
+def recognize_photo(image: Bgr, *, cat_faces: bool = False) -> Recognition:
+    """:func:`recognize` on a copy at most ``RECOGNITION_SIZE`` long, boxes in ``image``'s pixels.
+
+    The last few results are kept (keyed by the pixels), so the analysis and the generation of
+    the same photo in one process recognise it once. Same pixels, same answer, any thread.
+    """
+    h, w = image.shape[:2]
+    small = resize_long_side(image, RECOGNITION_SIZE) if max(h, w) > RECOGNITION_SIZE else image
+    digest = hashlib.blake2b(np.ascontiguousarray(small).data, digest_size=16).digest()
+    key = (small.shape, digest, cat_faces)
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+        if found is not None:
+            _CACHE.move_to_end(key)
+    if found is None:
+        found = recognize(small, cat_faces=cat_faces)
+        with _CACHE_LOCK:
+            _CACHE[key] = found
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    if small is image:
+        return found
+    return _scaled(found, max(h, w) / max(small.shape[:2]))
+
+
+def _scaled(found: Recognition, factor: float) -> Recognition:
+    def point(p: tuple[int, int]) -> tuple[int, int]:
+        return (round(p[0] * factor), round(p[1] * factor))
+
+    faces = tuple(
+        Face(f.box.scaled(factor), f.score, point(f.left_eye), point(f.right_eye))
+        for f in found.face_details
+    )
+    return replace(
+        found,
+        faces=tuple(b.scaled(factor) for b in found.faces),
+        face_details=faces,
+        cat_faces=tuple(b.scaled(factor) for b in found.cat_faces),
+    )
