@@ -34,8 +34,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         404: "No such object, or someone else's (`not_found`)",
         409: "Not allowed in its current state (`not_failed`, `not_processing`, `processing`, "
         "`too_many_tokens`)",
-        413: "Upload over the limit (`too_large`)",
-        429: "Too many generations in progress (`too_many_in_progress`)",
+        413: "Upload over the limit (`too_large`, `too_many_parts`)",
+        429: "Too many generations in progress (`too_many_in_progress`) or writes running at "
+        "once (`too_many_requests`)",
         503: "A passing outage; see `Retry-After` (`storage_unavailable`, `database_unavailable`)",
     }
     return {str(s): _json(_ref("Error"), words[s]) for s in statuses}
@@ -60,7 +61,7 @@ def _paths() -> dict[str, Any]:
         "delete": {
             "summary": "Delete a finished generation and its images",
             "parameters": [_ID],
-            "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 409)},
+            "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 409, 429)},
         },
     }
     return {
@@ -116,7 +117,7 @@ def _paths() -> dict[str, Any]:
             "post": {
                 "summary": "Stop a generation that is processing; its credit is released",
                 "parameters": [_ID],
-                "responses": {"202": _ACCEPTED, **_errors(401, 404, 409)},
+                "responses": {"202": _ACCEPTED, **_errors(401, 404, 409, 429)},
             }
         },
         "/api/credits": {
@@ -160,7 +161,7 @@ def _paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "201": _json(_ref("NewToken"), "The new token"),
-                    **_errors(400, 401, 409),
+                    **_errors(400, 401, 409, 429),
                 },
             },
         },
@@ -168,7 +169,7 @@ def _paths() -> dict[str, Any]:
             "delete": {
                 "summary": "Revoke one of the caller's tokens",
                 "parameters": [_TOKEN_ID],
-                "responses": {"204": {"description": "Revoked"}, **_errors(401, 404)},
+                "responses": {"204": {"description": "Revoked"}, **_errors(401, 404, 429)},
             }
         },
     }
