@@ -164,19 +164,33 @@ def stage(
     alpha = np.asarray(cv2.resize(mask, (tw, th), interpolation=cv2.INTER_LINEAR), np.float32)
     grain = _texture("grain")[:th, :tw]
     fg *= (1.0 + 0.03 * grain)[:, :, None]
-    stitches = outline_stitches(mask, s, (tw, th), unit=unit)
+    # Insets are set in output pixels, so a toy enlarged from a thin subject keeps fine seams.
+    inset = max(1.5, 10.0 * unit / s)
+    stitches = outline_stitches(mask, s, (tw, th), unit=unit, inset=inset)
     if panels is not None:
         faces = [
             (f.x - f.w // 10, f.y - f.h // 10, f.w * 6 // 5, f.h * 6 // 5) for f in features.faces
         ]
-        seams = panel_stitches(panels, mask, s, (tw, th), unit=unit, avoid=faces)
+        seams = panel_stitches(
+            panels,
+            mask,
+            s,
+            (tw, th),
+            unit=unit,
+            inset=0.6 * inset,
+            clearance=2.4 * inset,
+            avoid=faces,
+        )
         stitches = np.maximum(stitches, seams)
     fg *= (1.0 - 0.55 * stitches)[:, :, None]
     _faces(fg, features, s, mask)
-    # Fuzzy silhouette: a sharp edge broken up by fur fringe noise.
+    # Fuzzy silhouette: an edge about 3 px wide whatever the zoom, broken up by fur fringe.
+    alpha = np.clip((alpha - 0.5) * max(1.6, 0.8 * s) + 0.5, 0.0, 1.0)
     edge = 4.0 * alpha * (1.0 - alpha)
     fringe = _texture("fringe")[:th, :tw]
-    alpha = np.clip((alpha - 0.5) * 1.6 + 0.5 + 0.3 * fringe * edge, 0.0, 1.0)
+    alpha = np.clip(alpha + 0.3 * fringe * edge, 0.0, 1.0)
+    # Loose fibres at the edge catch the light: a slightly lighter fuzz, not a dark rim.
+    fg += (28.0 * edge)[:, :, None]
 
     mean = fg[alpha > 0.5].mean(axis=0) if (alpha > 0.5).any() else np.full(3, 200.0, np.float32)
     floor = (ty + th) / out_h
