@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import commits, memory, messages, model, steps, throughput, web
+from . import commits, flood, memory, messages, model, steps, throughput, web
 from .common import Result, machine
 
 BENCHMARKS: dict[str, Callable[[bool], Result]] = {
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[[bool], Result]] = {
     "messages": messages.run,
     "memory": memory.run,
     "model": model.run,
+    "flood": flood.bench,
 }
 
 

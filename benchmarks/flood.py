@@ -32,6 +32,8 @@ from typing import Any
 
 from plushify_core.testing.images import raw_png
 
+from .common import Result
+
 SIDE = 6316  # 6316 x 6316 = 39.9 megapixels, just under the default 40 MP limit
 
 
@@ -116,7 +118,10 @@ def flood(
     headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
     while not stop.is_set():
         try:
-            conn.request("POST", "/api/generations", body=body, headers=headers)
+            if body:
+                conn.request("POST", "/api/generations", body=body, headers=headers)
+            else:  # the read-flood baseline: the cheapest authenticated request there is
+                conn.request("GET", "/api/credits", headers=headers)
             response = conn.getresponse()
             response.read()
             seen[response.status] += 1
@@ -131,9 +136,9 @@ def flood(
     return seen
 
 
-def flood_process(port: int, token: str, connections: int, seconds: float) -> None:
+def flood_process(port: int, token: str, connections: int, seconds: float, kind: str) -> None:
     """The flood's own process: ``connections`` threads for ``seconds``; prints the answers."""
-    body, content_type = multipart(big_png())
+    body, content_type = multipart(big_png()) if kind == "upload" else (b"", "")
     stop = threading.Event()
     results: list[Counter[int]] = []
     workers = [
@@ -161,7 +166,7 @@ def _drain(stream: Any) -> None:
         pass
 
 
-def run(seconds: float, connections: int, threads: int) -> dict[str, Any]:
+def run(seconds: float, connections: int, threads: int, kind: str = "upload") -> dict[str, Any]:
     """Start the server, measure idle and flooded latency, stop the server."""
     with tempfile.TemporaryDirectory(prefix="plushify-flood-") as tmp:
         env = {
@@ -214,6 +219,7 @@ def run(seconds: float, connections: int, threads: int) -> dict[str, Any]:
                 [
                     *(sys.executable, "-m", "benchmarks.flood", "--flood-worker", str(port)),
                     *(flooder, "--connections", str(connections), "--seconds", str(seconds + 2.0)),
+                    *("--kind", kind),
                 ],
                 env=env,
                 cwd=Path(__file__).resolve().parent.parent,
@@ -234,6 +240,7 @@ def run(seconds: float, connections: int, threads: int) -> dict[str, Any]:
     return {
         "seconds": seconds,
         "connections": connections,
+        "flood_kind": kind,
         "server_threads": threads,
         "upload_bytes": upload_bytes,
         "flood_answers": answers,
@@ -246,6 +253,21 @@ def run(seconds: float, connections: int, threads: int) -> dict[str, Any]:
     }
 
 
+def bench(quick: bool) -> Result:
+    """The flood as one of ``python -m benchmarks``' tables."""
+    seconds = 5.0 if quick else 20.0
+    figures = run(seconds, 16, 8)
+    result = Result("flood", "8. Another user's GET /api/credits during a 0-credit upload flood")
+    for phase in ("idle", "flooded"):
+        result.add(phase=phase, **figures[phase])
+    result.notes.append(
+        f"16 connections x {figures['upload_bytes']:,}-byte 39.9 MP PNGs for {seconds:.0f} s; "
+        f"answers {figures['flood_answers']}; server CPU {figures['server_cpu_s_during_flood']} s,"
+        f" peak RSS {figures['server_peak_rss_mib']} MiB; p99 ratio {figures['p99_ratio']}"
+    )
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, run, print JSON."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.flood", description=__doc__)
@@ -253,15 +275,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=8, help="plushify serve --threads")
     parser.add_argument(
+        "--kind",
+        choices=("upload", "read"),
+        default="upload",
+        help="upload: 0-credit 39.9 MP PNG posts; read: GET /api/credits (the queueing floor)",
+    )
+    parser.add_argument(
         "--flood-worker", nargs=2, metavar=("PORT", "TOKEN"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
     if args.flood_worker:
-        flood_process(
-            int(args.flood_worker[0]), args.flood_worker[1], args.connections, args.seconds
-        )
+        port, token = int(args.flood_worker[0]), args.flood_worker[1]
+        flood_process(port, token, args.connections, args.seconds, args.kind)
         return
-    print(json.dumps(run(args.seconds, args.connections, args.threads), indent=2))
+    print(json.dumps(run(args.seconds, args.connections, args.threads, args.kind), indent=2))
 
 
 if __name__ == "__main__":

@@ -8,10 +8,13 @@ in-process runner, so it needs no services.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -50,8 +53,30 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class _EveryMinute(logging.Filter):
+    """Let one record through per minute: waitress warns at *every* request queued behind busy
+    threads, so a flood would also flood the log (and spend the CPU it is short of on it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                return False
+            self._next = now + 60.0
+        return True
+
+
 def _serve(app: Flask, host: str, port: int, threads: int, banner: list[str]) -> None:
     from waitress.server import create_server  # type: ignore[import-untyped]
+
+    queue_log = logging.getLogger("waitress.queue")
+    if not any(isinstance(f, _EveryMinute) for f in queue_log.filters):
+        queue_log.addFilter(_EveryMinute())
 
     # Waitress buffers a whole body before the app sees it: refuse anything over the upload limit
     # (plus multipart framing) as soon as its Content-Length is read, not after 1 GiB.
