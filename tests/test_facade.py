@@ -423,3 +423,66 @@ def test_run_started_before_its_upload_is_stored_waits_for_it(h: Harness) -> Non
     h.drain()
     assert h.app.get("sam", gen.id).status == "completed"
     assert h.app.balance("sam").credits == 0
+
+
+def test_cancel_before_the_first_step_drops_the_raw_upload(h: Harness) -> None:
+    """A generation cancelled while queued keeps no staged upload (GPS and all) behind."""
+    h.app.ledger.grant("rue", 1, key="g")
+    gen = h.app.submit("rue", exif_jpeg())
+    assert blobs(h) == [staging_key("rue", gen.id)]
+    h.app.cancel("rue", gen.id)
+    assert h.app.get("rue", gen.id).status == "cancelled"
+    assert blobs(h) == []
+    assert h.app.balance("rue").in_use == 0
+
+
+def test_delete_purges_the_run_its_steps_and_attempts(h: Harness) -> None:
+    """Deleting a generation leaves no run, step or attempt row (user id, keys, results)."""
+    import sqlalchemy as sa
+
+    from plushify_core.errors import NotFound
+    from plushify_core.schema import attempts, runs, steps
+
+    h.app.ledger.grant("sam", 1, key="g")
+    gen = h.app.submit("sam", photo(seed=40))
+    h.drain()
+    assert h.app.engine.get_run(gen.id).attempt_history
+    h.app.delete("sam", gen.id)
+    with pytest.raises(NotFound):
+        h.app.engine.get_run(gen.id)
+    with transaction(h.app.database, write=False) as conn:
+        for table in (runs, steps, attempts):
+            key = table.c.id if table is runs else table.c.run_id
+            assert conn.execute(sa.select(sa.func.count()).where(key == gen.id)).scalar() == 0
+    assert blobs(h) == []
+
+
+def test_delete_during_a_storage_fault_can_be_asked_again(database_url: str) -> None:
+    """The store fails mid-delete: the generation stays (not a 404) and cannot be retried any
+    more; a second delete finishes."""
+    from plushify_core.errors import StorageError
+    from plushify_core.ids import new_id
+    from plushify_core.storage import BlobStore
+
+    broken: list[bool] = []
+
+    class FlakyDeletes(BlobStore):
+        def delete(self, key: str) -> None:
+            if broken and "/originals/" in key:
+                raise StorageError("The blob store failed on delete.")
+            super().delete(key)
+
+    h = make_harness(database_url, storage=FlakyDeletes(f"memory://plushify-{new_id()[:10]}"))
+    h.app.ledger.grant("tia", 2, key="g")
+    h.model.fail_always("generate")
+    gen = h.app.submit("tia", photo(seed=41))
+    h.drain()
+    broken.append(True)
+    with pytest.raises(StorageError):
+        h.app.delete("tia", gen.id)
+    assert h.app.get("tia", gen.id).status == "failed"  # still there: nothing orphaned
+    with pytest.raises(NotRetryable):  # half deleted: its files may be gone
+        h.app.retry("tia", gen.id)
+    broken.clear()
+    h.app.delete("tia", gen.id)
+    assert h.app.list("tia") == [] and blobs(h) == []
