@@ -70,7 +70,10 @@ class Recognition:
 
 @functools.cache
 def recognition_engine() -> Literal["neural", "haar"]:
-    """ "neural" when both weight packages are installed, else "haar" (logged once)."""
+    """Faces by "neural" BlazeFace when all weights are installed, else "haar" (logged once).
+
+    With "haar" the ImageNet classifier still decides pet / other when it is installed.
+    """
     if classifier_available() and face_detector_available():
         return "neural"
     log.warning(
@@ -98,19 +101,24 @@ def recognize(image: Bgr, *, cat_faces: bool = False) -> Recognition:
     renderer's bead eyes; the analysis does not need it.
     """
     grayscale = is_grayscale(image)
-    if recognition_engine() == "haar":
+    engine = recognition_engine()
+    if engine == "haar" and not classifier_available():
         boxes = tuple(detect_faces(image, grayscale=grayscale))
         haar_cats = tuple(
             c for c in detect_cat_faces(image) if not any(c.iou(f) > 0 for f in boxes)
         )
         subject: SubjectType = "person" if boxes else ("pet" if haar_cats else "other")
         return Recognition(subject, boxes, (), haar_cats, None, 0.0, None, grayscale, "haar")
-    faces = tuple(detect_faces_dnn(image))
+    # Without BlazeFace (engine "haar") the classifier still decides pet / other.
+    if engine == "neural":
+        faces = tuple(detect_faces_dnn(image))
+        boxes = tuple(f.box for f in faces)
+    else:
+        faces, boxes = (), tuple(detect_faces(image, grayscale=grayscale))
     prediction = classify_image(image)
     pet = round(_pet_share(prediction), 4)
     label = _label(prediction)
-    boxes = tuple(f.box for f in faces)
-    if faces:
+    if boxes:
         subject = "person"
     elif pet >= PET_MIN:
         subject = "pet"
@@ -120,7 +128,7 @@ def recognize(image: Bgr, *, cat_faces: bool = False) -> Recognition:
     if subject == "pet" and cat_faces:
         cats = tuple(c for c in detect_cat_faces(image) if not any(c.iou(f) > 0 for f in boxes))
     pet_index = max(PET_CLASSES, key=lambda i: (prediction.probabilities[i], -i))
-    return Recognition(subject, boxes, faces, cats, label, pet, pet_index, grayscale, "neural")
+    return Recognition(subject, boxes, faces, cats, label, pet, pet_index, grayscale, engine)
 
 
 _CACHE: OrderedDict[tuple[object, ...], Recognition] = OrderedDict()
