@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
@@ -79,6 +80,15 @@ def test_create_schema_again_keeps_the_data(db: Engine) -> None:
             ("alice", 7)
         ]
     assert versions(db) == HEAD
+
+
+def test_start_on_an_up_to_date_database_logs_nothing(
+    db: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every process start checks the revision: quietly, even with INFO logging."""
+    with caplog.at_level(logging.DEBUG):
+        create_schema(db)
+    assert caplog.records == []
 
 
 def set_revision(engine: Engine, revision: str) -> None:

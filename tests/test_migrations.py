@@ -553,3 +553,25 @@ def test_revisions_in_a_directory_with_a_percent_sign_load(tmp_path: Path) -> No
         assert upgrade_schema(engine, history) == (None, "r1")
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["credits", "show", "alice"], ["users", "create", "bob", "--password", "a long secret"]],
+)
+def test_commands_on_a_0_1_database_end_with_the_upgrade_message(
+    empty_url: str,
+    empty_db: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    command: list[str],
+) -> None:
+    """Any command meeting an old schema exits 1 with the error's code and message (naming the
+    upgrade command), not a traceback."""
+    make_0_1_database(empty_db)
+    monkeypatch.setenv("PLUSHIFY_DATABASE_URL", empty_url)
+    monkeypatch.setenv("PLUSHIFY_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "Error: schema_version: " in result.output
+    assert "`plushify db upgrade`" in result.output

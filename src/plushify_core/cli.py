@@ -50,7 +50,18 @@ def _ledger() -> CreditLedger:
     return CreditLedger(_database(settings), max_in_flight=settings.max_in_flight)
 
 
-@click.group()
+class _Commands(click.Group):
+    """Plushify's errors end a command with their code and message, not a traceback (e.g. a
+    database at an older schema: ``schema_version: … run `plushify db upgrade```)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except PlushifyError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Plushify: turn photos into plushie pictures."""
 
