@@ -2,8 +2,11 @@
 
 Tables: the credit ledger (``accounts``, ``reservations``, ``ledger_entries``), the plushie
 ``generations``, the durable engine's ``runs``, ``steps`` and ``attempts``, and
-``plushify_meta`` holding the schema version so an older database is detected instead of
-crashing later.
+``plushify_meta``, whose ``schema_version`` row (2) makes Plushify 0.1 refuse an upgraded database.
+
+Schema versions are Alembic revisions (:mod:`plushify_core.migrations`, version table
+``plushify_version``): a change to a table here needs a revision (see ``migrations/README.md``);
+``tests/test_migrations.py`` fails until it exists.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from sqlalchemy import (
 )
 
 __all__ = [
-    "SCHEMA_VERSION",
     "UTCDateTime",
     "accounts",
     "attempts",
@@ -41,8 +43,6 @@ __all__ = [
     "runs",
     "steps",
 ]
-
-SCHEMA_VERSION = 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):
