@@ -34,14 +34,42 @@ def _from_threads(n: int, call: Any) -> list[Any]:
         return [f.result() for f in [pool.submit(go) for _ in range(n)]]
 
 
+class Duplicates:
+    """Executes one run from 8 threads at once and keeps the winner inside its first step until
+    the 7 duplicates have come back: the executions provably overlap."""
+
+    def __init__(self, engine: Engine, n: int = 8) -> None:
+        self.engine, self.n = engine, n
+        self.lock = threading.Lock()
+        self.returned = 0
+        self.others_done = threading.Event()
+
+    def hold(self) -> None:
+        """Called inside the winner's step: wait for every duplicate to have returned."""
+        assert self.others_done.wait(30), "the duplicates never came back"
+
+    def execute(self, run_id: str) -> list[Outcome]:
+        def one() -> Outcome:
+            outcome = self.engine.execute(run_id)
+            with self.lock:
+                self.returned += 1
+                if self.returned == self.n - 1:
+                    self.others_done.set()
+            return outcome
+
+        return _from_threads(self.n, one)
+
+
 def test_duplicate_delivery_from_eight_threads_runs_each_step_once(db: SQLEngine) -> None:
-    """The same run executed from 8 threads at once: one claim wins, each step runs once."""
+    """The same run executed from 8 threads at once: while the one claim that won is inside its
+    first step, the 7 others return "running"; each step runs once."""
     engine, _ = manual_engine(db)
     effects = SideEffects()
+    duplicates = Duplicates(engine)
 
     def work(label: str) -> str:
-        effects.hit(label)
-        time.sleep(0.01)  # widen the window in which duplicates arrive
+        if effects.hit(label) == 1 and label == "one":
+            duplicates.hold()
         return label
 
     def fn(ctx: RunContext, payload: dict[str, Any]) -> None:
@@ -50,21 +78,22 @@ def test_duplicate_delivery_from_eight_threads_runs_each_step_once(db: SQLEngine
 
     engine.register(Pipeline("p", fn))
     run = engine.submit("p", {})
-    outcomes: list[Outcome] = _from_threads(8, lambda: engine.execute(run.id))
+    outcomes = duplicates.execute(run.id)
+    assert sorted(o.status for o in outcomes) == ["completed"] + ["running"] * 7
     assert effects.counts == {"one": 1, "two": 1, "three": 1}
-    assert sum(o.status == "completed" for o in outcomes) >= 1
-    assert {o.status for o in outcomes} <= {"completed", "running"}
     assert engine.get_run(run.id).attempts == 1
 
 
 def test_duplicate_delivery_of_a_failing_run_calls_on_failure_once(db: SQLEngine) -> None:
-    """A non-retriable failure delivered to 8 threads: one attempt, on_failure exactly once."""
+    """A non-retriable failure delivered to 8 overlapping threads: one attempt, on_failure once."""
     engine, _ = manual_engine(db)
     failures: list[str] = []
     effects = SideEffects()
+    duplicates = Duplicates(engine)
 
     def doomed() -> None:
         effects.hit("doomed")
+        duplicates.hold()
         raise NonRetriableError("no")
 
     engine.register(
@@ -73,7 +102,8 @@ def test_duplicate_delivery_of_a_failing_run_calls_on_failure_once(db: SQLEngine
         )
     )
     run = engine.submit("p", {})
-    _from_threads(8, lambda: engine.execute(run.id))
+    outcomes = duplicates.execute(run.id)
+    assert sorted(o.status for o in outcomes) == ["failed"] + ["running"] * 7
     assert failures == ["NonRetriableError: no"] and effects.counts["doomed"] == 1
 
 

@@ -59,6 +59,7 @@ class _Probe:
         self.cancels: list[str] = []
         self.entered = threading.Event()
         self.release = threading.Event()
+        self.slots_open = threading.Event()
 
     def hit(self, label: str) -> int:
         with self.lock:
@@ -86,6 +87,7 @@ class RunnerConformance:
         probe = _Probe()
         yield probe
         probe.release.set()
+        probe.slots_open.set()
 
     @pytest.fixture
     def engine(self, conformance_db: SQLEngine, probe: _Probe) -> Engine:
@@ -118,7 +120,8 @@ class RunnerConformance:
                 with probe.lock:
                     probe.running += 1
                     probe.max_running = max(probe.max_running, probe.running)
-                time.sleep(0.05)  # the step's work, so that runs overlap
+                # The step's work lasts until the test has seen a run wait for a slot.
+                probe.slots_open.wait(30)
                 with probe.lock:
                     probe.running -= 1
 
@@ -207,15 +210,24 @@ class RunnerConformance:
     def test_concurrency_limit_holds_and_waiting_costs_no_attempt(
         self, engine: Engine, start_runner: StartRunner, probe: _Probe
     ) -> None:
-        """Eight runs of one key with limit 2: never more than 2 at once, each step ran once."""
+        """Eight runs of one key with limit 2: never more than 2 at once; runs really waited
+        for a slot (the slots stay taken until one did), and waiting cost no attempt."""
         runner = start_runner(engine)
         ids = [engine.submit("conf-slotted", {"key": "k", "n": n}).id for n in range(8)]
         for run_id in ids:
             runner.dispatch(run_id)
+        deadline = time.monotonic() + 30
+        while not any(r.waiting_since for r in engine.list_runs(pipeline="conf-slotted")):
+            if time.monotonic() > deadline:
+                pytest.fail("no run was ever sent to wait for a slot")
+            time.sleep(0.02)
+        probe.slots_open.set()
         details = [wait_for_run(engine, run_id) for run_id in ids]
         assert [d.status for d in details] == ["completed"] * 8
-        assert 1 <= probe.max_running <= 2
+        assert probe.max_running == 2
         assert all(d.steps[0].attempts == 1 and d.attempts == 1 for d in details)
+        waited = [d for d in details if d.attempt_history[0].slot_wait_ms]
+        assert waited, "the runs that waited recorded their wait on their one attempt"
 
     def test_sweep_completes_a_run_that_was_never_dispatched(
         self, engine: Engine, start_runner: StartRunner, probe: _Probe
