@@ -1,21 +1,19 @@
 """What the renderer needs to know about a photo: faces with their eyes, cat faces, a pet.
 
-With the neural weights installed, faces and eyes come from BlazeFace and "pet" from the
-ImageNet classifier (the same rule as the analysis); the Haar cat cascade is not run here, since
-a close-up pet's pupils are searched directly (:mod:`.cateyes`). Without the weights, the Haar
-cascades give faces and cat faces, as in the analysis' fallback.
+It asks the recognition (:func:`.recognition.recognize_photo`), which keeps its last results:
+the generation of a photo the analysis has just seen costs nothing more. Faces and eyes come
+from BlazeFace and "pet" from the ImageNet classifier; the slow Haar cat-face search is not run,
+since a close-up pet's pupils are searched directly (:mod:`.cateyes`). Without the weights, the
+recognition's Haar fallback gives faces and cat faces.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .classifier import classifier_available, classify_image
 from .decode import Bgr
-from .detection import Box, detect_cat_faces, detect_faces, is_grayscale
-from .faces import detect_faces_dnn, face_detector_available
-from .labels import PET_CLASSES
-from .recognition import PET_MIN
+from .detection import Box
+from .recognition import recognize_photo
 
 __all__ = ["Cues", "EyePair", "subject_cues"]
 
@@ -34,23 +32,15 @@ class Cues:
 
 
 def subject_cues(image: Bgr) -> Cues:
-    """The cues for ``image`` (BGR); deterministic and safe from any thread."""
-    if face_detector_available() and classifier_available():
-        found = detect_faces_dnn(image)
-        faces = tuple(f.box for f in found)
+    """The cues for ``image`` (BGR, boxes in its pixels); deterministic, safe from any thread."""
+    found = recognize_photo(image)
+    eyes = None
+    if found.face_details and len(found.face_details) == len(found.faces):
         eyes = tuple(
             (
                 (float(f.left_eye[0]), float(f.left_eye[1])),
                 (float(f.right_eye[0]), float(f.right_eye[1])),
             )
-            for f in found
+            for f in found.face_details
         )
-        if faces:
-            return Cues(faces, eyes)
-        probabilities = classify_image(image).probabilities
-        pet = float(sum(float(probabilities[i]) for i in PET_CLASSES)) >= PET_MIN
-        return Cues(pet=pet)
-    boxes = tuple(detect_faces(image, grayscale=is_grayscale(image)))
-    # A cat box overlapping a person's face is the cascade misfiring on that face.
-    cats = tuple(c for c in detect_cat_faces(image) if not any(c.iou(f) > 0 for f in boxes))
-    return Cues(boxes, None, cats, pet=bool(cats) and not boxes)
+    return Cues(found.faces, eyes, found.cat_faces, pet=found.subject_type == "pet")
