@@ -2,7 +2,9 @@
 
 The floor is one commit per step plus one for the submit (6 for a five-step pipeline): what a
 design recording each step's result in its own transaction cannot go below. Commits are split
-into writing ones (at least one INSERT/UPDATE/DELETE) and read-only ones.
+into writing ones (at least one INSERT/UPDATE/DELETE) and read-only ones. The Dramatiq rows run
+the facade with a ``DramatiqRunner`` on Dramatiq's in-memory ``StubBroker`` and a worker in
+this process, so every commit of the submit, the actor and the engine is counted.
 """
 
 from __future__ import annotations
@@ -110,6 +112,57 @@ def _facade(url: str, n: int) -> tuple[Counter[str], Counter[str]]:
     return submit, execute
 
 
+def _facade_dramatiq(url: str, n: int) -> tuple[Counter[str], Counter[str]]:
+    from dramatiq import Worker
+    from dramatiq.brokers.stub import StubBroker
+    from plushify_dramatiq.runner import DramatiqRunner
+    from plushify_dramatiq.settings import DramatiqSettings
+
+    settings = Settings(
+        database_url=url, storage_url=f"memory://bench-{new_id()[:8]}", model="fake"
+    )
+    db = create_engine(url)
+    create_schema(db)
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    options = DramatiqSettings(queue="bench_commits")
+
+    def runner(engine: Engine, _settings: Settings) -> DramatiqRunner:
+        return DramatiqRunner(engine, _settings, options=options, broker=broker)
+
+    app = Plushify(
+        database=db,
+        storage=BlobStore(settings.storage_url),
+        model=FakeModel(settings),
+        settings=settings,
+        runner="inprocess",
+    )
+    app.runner = runner(app.engine, settings)
+    app.runner.start()
+    worker = Worker(broker, worker_threads=1)
+    worker.start()
+    app.ledger.grant("bench", n, key=f"bench:{new_id()}")
+    data = photo(64, 48)
+    counter = CommitCounter(db)
+    submit: Counter[str] = Counter()
+    execute: Counter[str] = Counter()
+    try:
+        for _ in range(n):
+            gen = app.submit("bench", data)  # dispatches: one message to the actor
+            submit += counter.take()
+            broker.join(options.queue, timeout=60_000)
+            worker.join()
+            execute += counter.take()
+            if app.engine.get_run(gen.id).status != "completed":
+                raise RuntimeError("generation did not complete on Dramatiq")
+            counter.take()  # the check's own read
+    finally:
+        worker.stop()
+        broker.close()
+        db.dispose()
+    return submit, execute
+
+
 def run(quick: bool) -> Result:
     """Count on SQLite and PostgreSQL, for a bare 5-step run and a full generation."""
     n = 5 if quick else 20
@@ -130,6 +183,7 @@ def _add(result: Result, database: str, url_a: str, url_b: str, n: int) -> None:
     for what, fn, url in (
         ("5-step engine run", _engine_only, url_a),
         ("full generation (facade)", _facade, url_b),
+        ("full generation on Dramatiq", _facade_dramatiq, url_b),
     ):
         submit, execute = fn(url, n)
         writes = (submit["write_commits"] + execute["write_commits"]) / n
