@@ -35,9 +35,11 @@ def main(names: list[str]) -> None:
     for name in names or list(PHOTOS):
         png = model.generate(PHOTOS[name].read_bytes(), "image/jpeg", "")
         with Image.open(io.BytesIO(png)) as im:
-            small = im.convert("RGB").quantize(
-                256, method=Image.Quantize.MAXCOVERAGE, dither=Image.Dither.FLOYDSTEINBERG
-            )
+            rgb = im.convert("RGB")
+        # A palette that covers the colours, then Floyd-Steinberg onto it: no banding on the
+        # smooth backdrop (quantize() alone does not dither).
+        palette = rgb.quantize(256, method=Image.Quantize.MAXCOVERAGE)
+        small = rgb.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
         path = OUT / f"local-{name}.png"
         small.save(path, optimize=True)
         print(f"{path.relative_to(ROOT)}: {path.stat().st_size // 1024} KB")
