@@ -5,12 +5,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import cv2
 import numpy as np
 import pytest
 from local_helpers import photo, shrink
 from plushify_local import LocalModel, classifier, faces
+from plushify_local.decode import decode_image
+from plushify_local.recognition import Recognition, recognize
 
 from plushify_core.errors import ModelError
 from plushify_core.model import Analysis
@@ -34,22 +37,46 @@ def test_analyze_from_many_threads_matches_one_thread(local_model: LocalModel) -
     assert len(results) == len(jobs)
     for name, analysis in results:
         assert analysis == expected[name], name
+
+
+def _recognize(data: bytes) -> Recognition:
+    """Uncached recognition (analyze() may answer from the per-process cache)."""
+    return recognize(decode_image(data))
+
+
+def test_recognize_from_many_threads_matches_one_thread() -> None:
+    """The networks themselves (no cache) give every thread the single-thread answer."""
+    photos = {name: photo(name) for name in NAMES}
+    expected = {name: _recognize(data) for name, data in photos.items()}
+    jobs = [name for _ in range(ROUNDS) for name in NAMES]
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(pool.map(lambda name: (name, _recognize(photos[name])), jobs))
+    for name, found in results:
+        assert found == expected[name], name
     # Threads share a bounded pool of networks instead of one copy each.
-    for pool in (classifier.NETS, faces.NETS):
-        assert 1 <= pool.created <= (os.cpu_count() or 1)
+    for nets in (classifier.NETS, faces.NETS):
+        assert 1 <= nets.created <= (os.cpu_count() or 1)
 
 
-def _analyze(data: bytes) -> Analysis:
-    return LocalModel().analyze(data, "image/jpeg")
-
-
-def test_forked_workers_match_the_parent(local_model: LocalModel) -> None:
+def test_forked_workers_match_the_parent() -> None:
     """Processes forked after the parent loaded its networks (as worker pools do) agree with it."""
     photos = [photo("astronaut"), photo("chelsea"), photo("coffee")]
-    expected = [local_model.analyze(data, "image/jpeg") for data in photos]
+    expected = [_recognize(data) for data in photos]
     with multiprocessing.get_context("fork").Pool(2) as pool:
-        results = pool.map(_analyze, photos * 2)
+        results = pool.map(_recognize, photos * 2)
     assert results == expected * 2
+
+
+def test_fork_while_every_network_is_borrowed() -> None:
+    """A worker forked while the parent's threads hold all its networks still analyses."""
+    data = photo("coffee")
+    expected = _recognize(data)
+    with ExitStack() as held:
+        for pool in (classifier.NETS, faces.NETS):
+            for _ in range(os.cpu_count() or 1):
+                held.enter_context(pool.borrow())
+        with multiprocessing.get_context("fork").Pool(1) as workers:
+            assert workers.apply_async(_recognize, (data,)).get(timeout=120) == expected
 
 
 def test_generate_from_many_threads_matches_one_thread() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -143,6 +144,14 @@ class _GraphBuilder:
 
 
 _BUILD = threading.Lock()
+
+
+def _new_build_lock() -> None:
+    global _BUILD  # a fork while another thread builds must not leave the child locked out
+    _BUILD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_build_lock)
 
 
 def _onnx_bytes() -> bytes | None:

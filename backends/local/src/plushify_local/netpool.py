@@ -25,6 +25,12 @@ class NetPool:
     def __init__(self, factory: Callable[[], cv2.dnn.Net], size: int | None = None) -> None:
         self._factory = factory
         self._size = max(1, size if size is not None else (os.cpu_count() or 1))
+        self._reset()
+        # A child forked while other threads held nets (or the lock) would wait for them
+        # forever: it starts with an empty pool of its own instead.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._free: queue.LifoQueue[cv2.dnn.Net] = queue.LifoQueue()
         self._made = 0
         self._lock = threading.Lock()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -133,6 +134,14 @@ def recognize(image: Bgr, *, cat_faces: bool = False) -> Recognition:
 
 _CACHE: OrderedDict[tuple[object, ...], Recognition] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
+
+
+def _new_cache_lock() -> None:
+    global _CACHE_LOCK  # a fork while another thread holds it must not lock the child out
+    _CACHE_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_cache_lock)
 _CACHE_SIZE = 8
 
 
