@@ -42,7 +42,7 @@ def puff(lab: Lab, dist: Float, detail_dist: Float, *, bevel: float, scale: floa
     gy = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3) * (bevel / 4.0)
     norm = np.sqrt(gx * gx + gy * gy + 1.0)
     lit = (-gx * _LIGHT[0] - gy * _LIGHT[1] + _LIGHT[2]) / norm
-    shade = (lit - _LIGHT[2]) * 30.0  # lightness change relative to a flat panel
+    shade = (lit - _LIGHT[2]) * 42.0  # lightness change relative to a flat panel
     crease = np.clip(dist / max(1.0, 3.0 * scale), 0.0, 1.0)
     detail = np.clip(detail_dist / max(1.0, 1.5 * scale), 0.0, 1.0)
     seam_dark = (1.0 - crease) * 10.0 + (1.0 - np.sqrt(t)) * 4.0 + (1.0 - detail) * 5.0
@@ -69,7 +69,7 @@ def dome(lab: Lab, mask: Float) -> Lab:
     gy = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3) * (radius / 8.0)
     norm = np.sqrt(gx * gx + gy * gy + 1.0)
     lit = (-gx * _LIGHT[0] - gy * _LIGHT[1] + _LIGHT[2]) / norm
-    shade = (lit - _LIGHT[2]) * 22.0 - (1.0 - t) ** 2 * 10.0
+    shade = (lit - _LIGHT[2]) * 30.0 - (1.0 - t) ** 2 * 12.0
     out = lab.copy()
     out[:, :, 0] = np.clip(out[:, :, 0] + shade, 0.0, 100.0)
     return out

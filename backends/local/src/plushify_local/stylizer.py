@@ -77,7 +77,7 @@ def _plush(work: Bgr, mask: np.ndarray) -> tuple[Lab, Labels]:
     panels = merge_regions(
         stats, fine_delta=0.0, fine_min_area=0.012 * total, panel_delta=0.0, panel_min_area=total
     )
-    painted = puff(painted, seam_distance(panels), seam_distance(ids), bevel=12.0, scale=1.0)
+    painted = puff(painted, seam_distance(panels), seam_distance(ids), bevel=16.0, scale=1.0)
     return dome(painted, mask), panels
 
 
