@@ -446,20 +446,19 @@ class RunContext:
         started: datetime,
         ended: datetime,
         ms: int | None = None,
-    ) -> StepRecord:
-        return StepRecord.model_validate(
-            {
-                "name": name,
-                "position": position,
-                "status": status,
-                "attempts": attempts,
-                "error": error,
-                "result": result,
-                "started_at": started,
-                "finished_at": ended,
-                "duration_ms": ms,
-            }
-        )
+    ) -> dict[str, Any]:
+        """The step's summary row (the columns of ``StepRecord``)."""
+        return {
+            "name": name,
+            "position": position,
+            "status": status,
+            "attempts": attempts,
+            "error": error,
+            "result": result,
+            "started_at": started,
+            "finished_at": ended,
+            "duration_ms": ms,
+        }
 
     def _encode(self, name: str, adapter: TypeAdapter[Any], value: Any) -> Any:
         try:

@@ -66,9 +66,12 @@ def insert_run(conn: Connection, values: dict[str, Any]) -> RunRecord:
     return RunRecord.from_row(conn.execute(sa.select(runs).where(where)).mappings().one())
 
 
+_SELECT_RUN = sa.select(runs).where(runs.c.id == sa.bindparam("b_id"))
+
+
 def select_run(conn: Connection, run_id: str) -> RunRecord | None:
     """The run, or ``None``."""
-    row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+    row = conn.execute(_SELECT_RUN, {"b_id": run_id}).mappings().first()
     return None if row is None else RunRecord.from_row(row)
 
 
@@ -203,16 +206,25 @@ def owned(run_id: str, token: str) -> sa.ColumnElement[bool]:
     return sa.and_(runs.c.id == run_id, runs.c.status == "running", runs.c.lease_owner == token)
 
 
+_RENEW = (
+    sa.update(runs)
+    .where(
+        runs.c.id == sa.bindparam("b_id"),
+        runs.c.status == "running",
+        runs.c.lease_owner == sa.bindparam("b_token"),
+    )
+    .values(lease_expires_at=sa.bindparam("b_expiry"), updated_at=sa.bindparam("b_now"))
+    .returning(runs.c.cancel_requested)
+)
+
+
 def renew(
     conn: Connection, run_id: str, token: str, now: datetime, expiry: datetime
 ) -> bool | None:
     """Extend the lease; whether cancellation was requested, or ``None`` when it is not ours."""
-    row = conn.execute(
-        sa.update(runs)
-        .where(owned(run_id, token))
-        .values(lease_expires_at=expiry, updated_at=now)
-        .returning(runs.c.cancel_requested)
-    ).first()
+    # Statements on the per-step path are built once: building one costs more than running it.
+    params = {"b_id": run_id, "b_token": token, "b_expiry": expiry, "b_now": now}
+    row = conn.execute(_RENEW, params).first()
     return None if row is None else bool(row[0])
 
 
@@ -435,18 +447,40 @@ def reset_for_retry(
 # --- steps and attempts -------------------------------------------------------------------
 
 
+_STEPS_OF = sa.select(steps).where(steps.c.run_id == sa.bindparam("b_run"))
+_ATTEMPTS_OF = (
+    sa.select(attempts)
+    .where(attempts.c.run_id == sa.bindparam("b_run"))
+    .order_by(attempts.c.started_at, attempts.c.position, attempts.c.number)
+)
+
+
 def load_history(
     conn: Connection, run_id: str
 ) -> tuple[dict[str, StepRecord], list[AttemptRecord]]:
     """The run's step summaries by name and every attempt, oldest first."""
-    step_rows = conn.execute(sa.select(steps).where(steps.c.run_id == run_id)).mappings()
+    step_rows = conn.execute(_STEPS_OF, {"b_run": run_id}).mappings()
     recorded = {s.name: s for s in map(StepRecord.from_row, step_rows)}
-    attempt_rows = conn.execute(
-        sa.select(attempts)
-        .where(attempts.c.run_id == run_id)
-        .order_by(attempts.c.started_at, attempts.c.position, attempts.c.number)
-    ).mappings()
+    attempt_rows = conn.execute(_ATTEMPTS_OF, {"b_run": run_id}).mappings()
     return recorded, [AttemptRecord.from_row(a) for a in attempt_rows]
+
+
+_START_ATTEMPT = sa.insert(attempts).values(outcome="running")
+
+_END_ATTEMPT = (
+    sa.update(attempts)
+    .where(
+        attempts.c.run_id == sa.bindparam("b_run"),
+        attempts.c.step == sa.bindparam("b_step"),
+        attempts.c.number == sa.bindparam("b_number"),
+    )
+    .values(
+        outcome=sa.bindparam("b_outcome"),
+        finished_at=sa.bindparam("b_finished"),
+        error=sa.bindparam("b_error"),
+        retry_at=sa.bindparam("b_retry"),
+    )
+)
 
 
 def start_attempt(
@@ -463,17 +497,17 @@ def start_attempt(
 ) -> None:
     """Record that attempt ``number`` of ``step`` starts now."""
     conn.execute(
-        sa.insert(attempts).values(
-            run_id=run_id,
-            step=step,
-            number=number,
-            round=round,
-            position=position,
-            worker=worker,
-            outcome="running",
-            started_at=now,
-            slot_wait_ms=slot_wait_ms,
-        )
+        _START_ATTEMPT,
+        {
+            "run_id": run_id,
+            "step": step,
+            "number": number,
+            "round": round,
+            "position": position,
+            "worker": worker,
+            "started_at": now,
+            "slot_wait_ms": slot_wait_ms,
+        },
     )
 
 
@@ -490,9 +524,16 @@ def end_attempt(
 ) -> None:
     """Record how attempt ``number`` of ``step`` ended."""
     conn.execute(
-        sa.update(attempts)
-        .where(attempts.c.run_id == run_id, attempts.c.step == step, attempts.c.number == number)
-        .values(outcome=outcome, finished_at=now, error=error, retry_at=retry_at)
+        _END_ATTEMPT,
+        {
+            "b_run": run_id,
+            "b_step": step,
+            "b_number": number,
+            "b_outcome": outcome,
+            "b_finished": now,
+            "b_error": error,
+            "b_retry": retry_at,
+        },
     )
 
 
@@ -505,9 +546,32 @@ def interrupt_attempts(conn: Connection, run_id: str, now: datetime, outcome: st
     )
 
 
-def save_step(conn: Connection, run_id: str, record: StepRecord) -> None:
-    """Insert or overwrite the step's summary row."""
-    values = record.model_dump()
-    stmt = _dialect(conn).insert(steps).values(run_id=run_id, **values)
-    update = {k: stmt.excluded[k] for k in values if k != "name"}
-    conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "name"], set_=update))
+_STEP_COLUMNS = (
+    "name",
+    "position",
+    "status",
+    "attempts",
+    "error",
+    "result",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+)
+_SAVE_STEP: dict[str, Any] = {}
+
+
+def _save_step_statement(conn: Connection) -> Any:
+    name = conn.dialect.name
+    if name not in _SAVE_STEP:
+        stmt = _dialect(conn).insert(steps)
+        update = {k: stmt.excluded[k] for k in _STEP_COLUMNS if k != "name"}
+        _SAVE_STEP[name] = stmt.on_conflict_do_update(
+            index_elements=["run_id", "name"], set_=update
+        )
+    return _SAVE_STEP[name]
+
+
+def save_step(conn: Connection, run_id: str, record: StepRecord | dict[str, Any]) -> None:
+    """Insert or overwrite the step's summary row (a record, or a dict of its columns)."""
+    values = record if isinstance(record, dict) else record.model_dump()
+    conn.execute(_save_step_statement(conn), {"run_id": run_id, **values})
