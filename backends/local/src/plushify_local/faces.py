@@ -1,9 +1,10 @@
 """Human faces with MediaPipe's BlazeFace (full range) on the CPU through ``cv2.dnn``.
 
-The photo is searched whole and in overlapping tiles, so faces a few percent of a large photo
-wide are still found at the network's 192 px input; a minimum size and score keep out the tiny
-false faces that texture produces. A ``cv2.dnn.Net`` is not thread-safe: threads borrow nets
-from a bounded pool.
+The photo is searched zoomed out (for faces that fill the frame), whole, and in overlapping
+tiles, so faces a few percent of a large photo wide are still found at the network's 192 px
+input. A minimum size and a second look at each candidate, zoomed on it, keep out the false
+faces that texture produces. A ``cv2.dnn.Net`` is not thread-safe: threads borrow nets from a
+bounded pool.
 """
 
 from __future__ import annotations
