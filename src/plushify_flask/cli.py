@@ -30,6 +30,7 @@ from plushify_core.ledger import CreditLedger
 from plushify_core.settings import Settings
 
 from .config import WebSettings
+from .fair_dispatch import FairDispatcher
 from .users import User, UserExists, UserStore
 
 __all__ = ["cli", "demo_command", "serve_command", "users_group"]
@@ -80,12 +81,16 @@ def _serve(app: Flask, host: str, port: int, threads: int, banner: list[str]) ->
 
     # Waitress buffers a whole body before the app sees it: refuse anything over the upload limit
     # (plus multipart framing) as soon as its Content-Length is read, not after 1 GiB.
+    # Clients take turns for the threads, a few threads each at most (fair_dispatch.py).
+    dispatcher = FairDispatcher(app.extensions["plushify_web"].threads_per_client or threads)
+    dispatcher.set_thread_count(threads)
     server = create_server(
         app,
         host=host,
         port=port,
         threads=threads,
         max_request_body_size=int(app.config["MAX_CONTENT_LENGTH"]),
+        _dispatcher=dispatcher,
     )
     url = f"http://{host}:{server.effective_port}"
     click.echo("")

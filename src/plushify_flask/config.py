@@ -67,6 +67,12 @@ class WebSettings(BaseSettings):
         description="Writes (uploads, logins…) one client may have running at once per process; "
         "0: no limit.",
     )
+    threads_per_client: int = Field(
+        1,
+        ge=0,
+        description="plushify serve: threads one client may occupy at once (clients take turns); "
+        "0: no limit.",
+    )
     token_days: int = Field(
         90, ge=0, description="Default lifetime of a new API token, days; 0: no expiry."
     )
