@@ -2,8 +2,8 @@
 
 Run from the repository root: ``python backends/local/docs/render_examples.py``. Each photo
 (the five test photos and the three in ``backends/local/docs/photos``, all <= 512 px) goes
-through ``LocalModel.generate``; the result is saved as a 256-colour PNG so the repository stays
-small (the model's own output is full-colour PNG).
+through ``LocalModel.generate``; the 1024 px result is saved at 512 px as a 256-colour PNG so the
+repository stays small (the model's own output is a full-colour PNG).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ PHOTOS = {
     "flower": ROOT / "backends/local/docs/photos/flower.jpg",
 }
 OUT = ROOT / "docs/images"
+SHOWN = 512  # the model's 1024 px pictures are shown at half size
 
 
 def main(names: list[str]) -> None:
@@ -36,6 +37,7 @@ def main(names: list[str]) -> None:
         png = model.generate(PHOTOS[name].read_bytes(), "image/jpeg", "")
         with Image.open(io.BytesIO(png)) as im:
             rgb = im.convert("RGB")
+        rgb.thumbnail((SHOWN, SHOWN), Image.Resampling.LANCZOS)
         # A palette that covers the colours, then Floyd-Steinberg onto it: no banding on the
         # smooth backdrop (quantize() alone does not dither).
         palette = rgb.quantize(256, method=Image.Quantize.MAXCOVERAGE)

@@ -25,10 +25,10 @@ def _size(png: bytes) -> tuple[int, int]:
         return im.size
 
 
-def test_photo_becomes_png_of_the_same_size(local_model: LocalModel) -> None:
-    """A 512 px photo gives a valid RGB PNG of exactly its size."""
+def test_small_photo_becomes_full_size_png(local_model: LocalModel) -> None:
+    """A 451 x 300 photo gives a valid RGB PNG of its shape, 1024 px on the long side."""
     png = local_model.generate(photo("chelsea"), "image/jpeg", "a plush cat")
-    assert _size(png) == (451, 300)
+    assert _size(png) == output_size(451, 300) == (MAX_OUTPUT, 681)
 
 
 def test_large_photo_is_capped(local_model: LocalModel) -> None:
@@ -41,20 +41,21 @@ def test_large_photo_is_capped(local_model: LocalModel) -> None:
 @pytest.mark.parametrize(
     ("image", "size"),
     [
-        (Image.fromarray(gradient(16, 16)), (16, 16)),
-        (Image.fromarray(gradient(900, 6)), (900, 6)),
-        (Image.fromarray(gradient(3, 400)), (3, 400)),
-        (Image.fromarray(gradient(1, 1)), (1, 1)),
-        (Image.fromarray(gradient(64, 48)).convert("L"), (64, 48)),
-        (Image.fromarray(gradient(64, 48)).convert("RGBA"), (64, 48)),
-        (Image.fromarray(gradient(64, 48)).convert("P"), (64, 48)),
+        (Image.fromarray(gradient(16, 16)), (1024, 1024)),
+        (Image.fromarray(gradient(900, 6)), (1024, 7)),
+        (Image.fromarray(gradient(3, 400)), (8, 1024)),
+        (Image.fromarray(gradient(1, 1)), (1024, 1024)),
+        (Image.fromarray(gradient(64, 48)).convert("L"), (1024, 768)),
+        (Image.fromarray(gradient(64, 48)).convert("RGBA"), (1024, 768)),
+        (Image.fromarray(gradient(64, 48)).convert("P"), (1024, 768)),
     ],
     ids=["tiny", "wide", "tall", "one-pixel", "grayscale", "rgba", "palette"],
 )
 def test_odd_images_generate(
     local_model: LocalModel, image: Image.Image, size: tuple[int, int]
 ) -> None:
-    """Tiny, extreme-aspect, grey, transparent and palette images all give a PNG of their size."""
+    """Tiny, extreme-aspect, grey, transparent and palette images all give a PNG of their shape,
+    1024 px on the long side."""
     assert _size(local_model.generate(encode(image), "image/png", "")) == size
 
 

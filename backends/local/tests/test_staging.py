@@ -7,7 +7,7 @@ import numpy as np
 from local_helpers import encode
 from PIL import Image
 from plushify_local.decode import decode_image, resize_long_side
-from plushify_local.stylizer import render
+from plushify_local.stylizer import output_size, render
 from plushify_local.subject import cut_subject, subject_mask
 
 W, H = 480, 360
@@ -41,11 +41,12 @@ def test_subject_mask_finds_the_ball() -> None:
 
 def test_background_becomes_a_light_backdrop() -> None:
     """The dark photo background is gone: the corners are a light studio backdrop, the ball
-    keeps its orange, and the picture has the photo's size."""
+    keeps its orange, and the picture has the photo's shape at 1024 px."""
     done = render(_disc_photo())
     out = done.image
-    assert out.shape == (H, W, 3)
-    for y, x in ((5, 5), (5, W - 6), (H - 6, 5), (H - 6, W - 6)):
+    assert (out.shape[1], out.shape[0]) == output_size(W, H) == (1024, 768)
+    oh, ow = out.shape[:2]
+    for y, x in ((5, 5), (5, ow - 6), (oh - 6, 5), (oh - 6, ow - 6)):
         assert out[y, x].min() > 170  # light backdrop, not the dark teal
     cx, cy = done.placement.point(CX, CY)
     b, g, r = (int(v) for v in out[round(cy), round(cx)])

@@ -33,7 +33,8 @@ from .subject import cut_subject
 __all__ = ["MAX_OUTPUT", "WORK", "Placement", "Rendering", "output_size", "render", "stylize"]
 
 MAX_OUTPUT = 1024
-"""Longest side of a generated picture; larger photos are scaled down to it."""
+"""Long side of every generated picture: larger photos are scaled down, smaller ones up (the
+toy is rendered anew, so a small photo still gives a full-size product shot)."""
 WORK = 360
 """Long side (px) at which the subject is rendered as cloth."""
 _SEGMENT = 256  # long side of the copy the subject mask is computed on
@@ -43,8 +44,9 @@ _MIN_STAGED = 48  # smaller outputs are rendered edge to edge, without the studi
 
 
 def output_size(width: int, height: int) -> tuple[int, int]:
-    """(width, height) of the picture generated from a ``width`` x ``height`` photo."""
-    scale = min(1.0, MAX_OUTPUT / max(width, height))
+    """(width, height) of the picture generated from a ``width`` x ``height`` photo: the same
+    shape, :data:`MAX_OUTPUT` px on the long side."""
+    scale = MAX_OUTPUT / max(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
