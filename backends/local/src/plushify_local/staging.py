@@ -40,7 +40,8 @@ class Features:
     """What gets a face, in the working image's pixels, and that image (BGR).
 
     ``eyes`` holds one (left, right) pair of eye centres per face when the detector gave them;
-    without it the eye cascade looks for them.
+    without it the eye cascade looks for them. ``pet``: a pet's close-up (a round head) whose
+    pupils are searched without a face box.
     """
 
     faces: list[Box] = field(default_factory=list)
