@@ -32,6 +32,7 @@ _MAX_ZOOM = 3.0  # a small subject may grow at most this much over its size in t
 _TEXTURE = 1024  # side of the cached noise textures (covers any output)
 _COARSE = 8  # shadows are computed at 1/8 of the output size
 _GUESSED_PUPIL = 30.0  # contrast a pupil needs when no detector framed the face (grey levels)
+_PROFILE = 0.25  # eyes closer than this share of the face's width: a face seen from the side
 _CAT_PUPIL = 1.35  # cat bead eyes are upright ovals, like their pupils
 
 
@@ -96,6 +97,11 @@ def _faces(fg: Float, features: Features, s: float, mask: Float) -> None:
         given = features.eyes[i] if features.eyes is not None and i < len(features.eyes) else None
         eyes = list(given) if given is not None else _eyes(gray, face)
         r = face.w * 0.085 * s
+        if abs(eyes[0][0] - eyes[1][0]) < _PROFILE * face.w:
+            # A face in profile: one bead on the eye that shows, no smile or cheeks facing us.
+            far = max(eyes, key=lambda e: (abs(e[0] - (face.x + face.w / 2)), e[0]))
+            paint_bead_eye(fg, far[0] * s, far[1] * s, r)
+            continue
         for ex, ey in eyes:
             side = -1.0 if ex < face.x + face.w / 2 else 1.0
             blush(fg, (ex + side * face.w * 0.06) * s, (ey + face.h * 0.22) * s, face.w * 0.1 * s)
