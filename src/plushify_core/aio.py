@@ -80,10 +80,21 @@ class AsyncPlushify:
     # --- generations ------------------------------------------------------------------
 
     async def submit(
-        self, user_id: str, data: bytes, content_type: str | None = None
+        self,
+        user_id: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> Generation:
         """Start a generation and return at once (see :meth:`Plushify.submit`)."""
-        return await self._call(partial(self.sync.submit, user_id, data, content_type))
+        return await self._call(
+            partial(self.sync.submit, user_id, data, content_type, idempotency_key=idempotency_key)
+        )
+
+    async def replay(self, user_id: str, idempotency_key: str, data: bytes) -> Generation | None:
+        """The earlier generation submitted under the key (see :meth:`Plushify.replay`)."""
+        return await self._call(partial(self.sync.replay, user_id, idempotency_key, data))
 
     async def get(self, user_id: str, generation_id: str) -> Generation:
         """The user's generation; :class:`~plushify_core.errors.NotFound` otherwise."""

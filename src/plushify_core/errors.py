@@ -16,6 +16,7 @@ __all__ = [
     "ConfigurationError",
     "IdempotencyConflict",
     "InsufficientCredits",
+    "InvalidIdempotencyKey",
     "InvalidImage",
     "InvalidState",
     "ModelError",
@@ -135,6 +136,13 @@ class IdempotencyConflict(PlushifyError):
     """An operation id was replayed with a different body."""
 
     code = "conflict"
+    public = True
+
+
+class InvalidIdempotencyKey(PlushifyError):
+    """An ``Idempotency-Key`` that is empty, too long or not printable ASCII."""
+
+    code = "invalid_idempotency_key"
     public = True
 
 

@@ -14,11 +14,13 @@ from typing import Literal
 from sqlalchemy.engine import Engine as SQLEngine
 
 from . import generations as lifecycle
+from . import idempotency
 from .clock import Clock, SystemClock
 from .database import create_engine, create_schema, transaction
 from .engine import Engine, RetryPolicy
 from .errors import InvalidState, NotFound, NotRetryable, PlushifyError, StorageError
 from .generations import Generation, fetch_generation, list_generations
+from .idempotency import validate_key
 from .ids import new_id, validate_user_id
 from .images import validate_image
 from .ledger import Balance, CreditLedger
@@ -123,19 +125,47 @@ class Plushify:
 
     # --- generations ------------------------------------------------------------------
 
-    def submit(self, user_id: str, data: bytes, content_type: str | None = None) -> Generation:
+    def submit(
+        self,
+        user_id: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Generation:
         """Start a generation for ``data`` and return at once (status ``processing``).
 
         Validates first (nothing stored or reserved for a bad image), then reserves the credit,
         inserts the generation and records the run in one transaction, stores the upload and
         dispatches. ``content_type`` is only a hint: the type is sniffed from the bytes.
+
+        With ``idempotency_key`` (the user's own, remembered ``Settings.idempotency_ttl``
+        seconds), submitting the same photo again returns the first generation as it was first
+        returned, with ``replayed=True``, reserving and storing nothing; another photo under the
+        key raises :class:`~plushify_core.errors.IdempotencyConflict`
+        (``idempotency_key_reused``).
         """
         validate_user_id(user_id)
+        if idempotency_key is not None:
+            validate_key(idempotency_key)
         info = validate_image(
             data, max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_pixels
         )
         gen_id = new_id()
         with transaction(self.database) as conn:
+            now = self.clock.now()
+            if idempotency_key is not None:
+                earlier = idempotency.claim(
+                    conn,
+                    user_id=user_id,
+                    key=idempotency_key,
+                    fp=idempotency.fingerprint(data),
+                    generation_id=gen_id,
+                    now=now,
+                    expires_at=now + timedelta(seconds=self.settings.idempotency_ttl),
+                )
+                if earlier is not None:
+                    return earlier
             gen = lifecycle.start(
                 conn,
                 ledger=self.ledger,
@@ -143,9 +173,11 @@ class Plushify:
                 pipeline=PIPELINE_NAME,
                 generation_id=gen_id,
                 user_id=user_id,
-                now=self.clock.now(),
+                now=now,
                 ttl=self._ttl,
             )
+            if idempotency_key is not None:
+                idempotency.record(conn, user_id, idempotency_key, gen)
         try:
             self.storage.put(staging_key(user_id, gen_id), data, info.content_type)
         except Exception as exc:
@@ -155,6 +187,18 @@ class Plushify:
             raise StorageError("The photo could not be stored; please try again.") from exc
         self._dispatch(gen_id)
         return gen
+
+    def replay(self, user_id: str, idempotency_key: str, data: bytes) -> Generation | None:
+        """The generation an earlier :meth:`submit` of ``data`` under the key returned (with
+        ``replayed=True``), or ``None``; :class:`~plushify_core.errors.IdempotencyConflict` when
+        the key holds another photo. Read-only: lets callers answer a replay before any check
+        on credits (the first submit may have used the last one)."""
+        validate_user_id(user_id)
+        validate_key(idempotency_key)
+        with transaction(self.database, write=False) as conn:
+            return idempotency.lookup(
+                conn, user_id, idempotency_key, idempotency.fingerprint(data), self.clock.now()
+            )
 
     @property
     def _ttl(self) -> timedelta:

@@ -25,7 +25,7 @@ from .engine import Engine
 from .errors import NonRetriableError, NotFound, NotRetryable, ReservationClosed
 from .ids import validate_id
 from .ledger import CreditLedger
-from .schema import generations, reservations
+from .schema import generations, idempotency_keys, reservations
 
 __all__ = [
     "DELETING",
@@ -79,6 +79,8 @@ class Generation(BaseModel):
     error: str | None = None
     created_at: datetime
     updated_at: datetime
+    #: ``True`` when ``submit`` returned this earlier generation for a reused idempotency key.
+    replayed: bool = False
 
     @property
     def step_number(self) -> int | None:
@@ -231,6 +233,7 @@ def discard(conn: Connection, *, ledger: CreditLedger, engine: Engine, generatio
     # The run never reached a queue (dispatch comes after the upload), so it goes too.
     engine.delete([generation_id], conn=conn)
     conn.execute(sa.delete(generations).where(generations.c.id == generation_id))
+    _forget_keys(conn, generation_id)
     ledger.release(generation_id, conn=conn)
 
 
@@ -359,9 +362,18 @@ def delete(conn: Connection, *, engine: Engine, gen: Generation) -> bool:
             generations.c.id == gen.id, generations.c.status != "processing"
         )
     ).rowcount
+    if gone == 1:
+        _forget_keys(conn, gen.id)
     if gone == 1 and gen.run_id is not None:
         engine.delete([gen.run_id], conn=conn)
     return gone == 1
+
+
+def _forget_keys(conn: Connection, generation_id: str) -> None:
+    # A replay must never answer with a generation that is gone: its key is free again.
+    conn.execute(
+        sa.delete(idempotency_keys).where(idempotency_keys.c.generation_id == generation_id)
+    )
 
 
 def stuck_runs(conn: Connection, now: datetime) -> list[str]:

@@ -1,8 +1,9 @@
 """The database schema in SQLAlchemy Core: one ``MetaData`` shared by every core concept.
 
 Tables: the credit ledger (``accounts``, ``reservations``, ``ledger_entries``), the plushie
-``generations``, the durable engine's ``runs``, ``steps`` and ``attempts``, and
-``plushify_meta``, whose ``schema_version`` row (2) makes Plushify 0.1 refuse an upgraded database.
+``generations`` and their submits' ``idempotency_keys``, the durable engine's ``runs``,
+``steps`` and ``attempts``, and ``plushify_meta``, whose ``schema_version`` row (2) makes
+Plushify 0.1 refuse an upgraded database.
 
 Schema versions are Alembic revisions (:mod:`plushify_core.migrations`, version table
 ``plushify_version``): a change to a table here needs a revision (see ``migrations/README.md``);
@@ -36,6 +37,7 @@ __all__ = [
     "accounts",
     "attempts",
     "generations",
+    "idempotency_keys",
     "ledger_entries",
     "meta",
     "metadata",
@@ -154,6 +156,22 @@ generations = Table(
     ),
     Index("ix_generations_user_created", "user_id", "created_at"),
     Index("ix_generations_status", "status"),
+)
+
+# Idempotency keys of submits, per user: a replay within ``expires_at`` returns the first
+# generation (``response`` is its answer as it was); another photo under the key is a conflict.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("generation_id", String(64), nullable=False),
+    Column("response", JSON, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_keys_expires", "expires_at"),
+    Index("ix_idempotency_keys_generation", "generation_id"),
 )
 
 # --- durable engine ---------------------------------------------------------------------

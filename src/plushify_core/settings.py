@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="Seconds before a pending credit reservation may be expired."
     )
 
+    idempotency_ttl: float = Field(
+        86400.0, gt=0, description="Seconds an idempotency key of a submit is remembered."
+    )
+
     fake_delay: float = Field(0.0, ge=0, description="FakeModel: seconds per model call.")
     fake_fail: str = Field("", description="FakeModel faults, e.g. 'generate:2,analyze:fatal'.")
 

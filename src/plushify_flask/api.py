@@ -63,7 +63,8 @@ def check_can_submit(user_id: str) -> None:
 
 def _accepted(gen: Any) -> Response:
     response = jsonify({"generation_id": gen.id, "status": gen.status})
-    response.status_code = 202
+    # A replayed submit answers 200 with the body the first one got (202).
+    response.status_code = 200 if getattr(gen, "replayed", False) else 202
     response.headers["Location"] = url_for("api.get_generation", generation_id=gen.id)
     return response
 
@@ -71,13 +72,25 @@ def _accepted(gen: Any) -> Response:
 @bp.post("/generations")
 @login_required
 def create_generation() -> Response:
-    """Accept a photo and start a generation; 202 at once, the work runs in the background."""
+    """Accept a photo and start a generation; 202 at once, the work runs in the background.
+
+    With an ``Idempotency-Key`` header, the same key and photo again answer 200 with the first
+    answer (before any credit check: the first submit may have used the last credit).
+    """
     user_id = current_user_id()
-    check_can_submit(user_id)
-    data, content_type = read_upload()
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        check_can_submit(user_id)
+        data, content_type = read_upload()
+    else:
+        data, content_type = read_upload()
+        earlier = facade().replay(user_id, key, data)
+        if earlier is not None:
+            return _accepted(earlier)
+        check_can_submit(user_id)
     settings = facade().settings
     probe_image(data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
-    return _accepted(facade().submit(user_id, data, content_type))
+    return _accepted(facade().submit(user_id, data, content_type, idempotency_key=key))
 
 
 @bp.get("/generations")

@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from plushify_core.errors import (
     IdempotencyConflict,
     InsufficientCredits,
+    InvalidIdempotencyKey,
     InvalidImage,
     InvalidState,
     NotFound,
@@ -42,6 +43,7 @@ _STATUS: list[tuple[type[PlushifyError], int]] = [
     (NotRetryable, 409),
     (InvalidState, 409),
     (IdempotencyConflict, 409),
+    (InvalidIdempotencyKey, 400),
     (ReservationClosed, 409),
 ]
 

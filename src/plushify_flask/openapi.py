@@ -68,6 +68,14 @@ def _paths() -> dict[str, Any]:
         "/api/generations": {
             "post": {
                 "summary": "Upload a photo and start a generation",
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "description": "The same key and photo within 24 h: 200, the first answer",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    }
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -80,7 +88,11 @@ def _paths() -> dict[str, Any]:
                         }
                     },
                 },
-                "responses": {"202": _ACCEPTED, **_errors(400, 401, 402, 413, 429, 503)},
+                "responses": {
+                    "200": _ACCEPTED,
+                    "202": _ACCEPTED,
+                    **_errors(400, 401, 402, 409, 413, 429, 503),
+                },
             },
             "get": {
                 "summary": "The caller's generations, newest first",

@@ -10,8 +10,8 @@ const ALLOWED_EXT = /\.(jpe?g|png|webp|gif)$/i;
 // --- helpers ---------------------------------------------------------------------------
 
 /** Call the JSON API with the session cookie and CSRF header; never throws on HTTP errors. */
-async function api(method, url, body) {
-  const headers = { Accept: "application/json" };
+async function api(method, url, body, extraHeaders = {}) {
+  const headers = { Accept: "application/json", ...extraHeaders };
   if (method !== "GET") headers["X-CSRFToken"] = csrfToken;
   try {
     const res = await fetch(url, { method, headers, body, credentials: "same-origin" });
@@ -23,6 +23,12 @@ async function api(method, url, body) {
   } catch (err) {
     return { ok: false, status: 0, data: { error: { code: "network", message: "Can't reach the server. Check your connection." } } };
   }
+}
+
+/** A random idempotency key (crypto.randomUUID needs HTTPS; getRandomValues does not). */
+function newIdempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function errorMessage(result, fallback) {
@@ -269,7 +275,9 @@ function initGenerate() {
   const interval = +root.dataset.pollInterval;
   const timeout = +root.dataset.pollTimeout;
 
-  const state = { file: null, previewUrl: null, busy: false, inUse: 0, available: 1, focus: null };
+  // uploadKey: the Idempotency-Key of the chosen photo's upload; a retry after a network error
+  // sends it again, so the server starts one generation however often the request arrives.
+  const state = { file: null, uploadKey: null, previewUrl: null, busy: false, inUse: 0, available: 1, focus: null };
   const header = creditsFromHeader();
   if (header) Object.assign(state, { inUse: header.inUse, available: header.available });
 
@@ -312,6 +320,7 @@ function initGenerate() {
       return;
     }
     state.file = file;
+    state.uploadKey = newIdempotencyKey();
     state.previewUrl = url;
     img.src = url;
     document.getElementById("preview-name").textContent = file.name;
@@ -327,6 +336,7 @@ function initGenerate() {
     showError("");
     if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
     state.file = null;
+    state.uploadKey = null;
     state.previewUrl = null;
     document.getElementById("dropzone-empty").hidden = false;
     document.getElementById("dropzone-preview").hidden = true;
@@ -500,10 +510,11 @@ function initGenerate() {
     updateSubmit();
     const body = new FormData();
     body.append("image", state.file, state.file.name);
-    const res = await api("POST", root.dataset.api, body);
+    const res = await api("POST", root.dataset.api, body, { "Idempotency-Key": state.uploadKey });
     state.busy = false;
     setLoading(submitBtn, false);
-    if (res.status === 202 && res.data?.generation_id) {
+    // 200: the server had this upload already (a retry after a lost answer): the same generation.
+    if ((res.status === 202 || res.status === 200) && res.data?.generation_id) {
       input.value = "";
       chooseFile(null);
       follow(res.data.generation_id, { focus: true });
