@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import venv
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,29 +64,35 @@ def commands() -> list[list[str]]:
     return found + [a for a in EXTRA if a not in found]
 
 
+def _resolve(pip: list[str], args: list[str]) -> tuple[int, float, str]:
+    started = time.monotonic()
+    result = subprocess.run(  # noqa: S603 - arguments from this repository's docs
+        [*pip, "install", "--dry-run", "--quiet", "--disable-pip-version-check", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    errors = [ln for ln in result.stderr.splitlines() if "ERROR" in ln]
+    return result.returncode, time.monotonic() - started, "\n".join(errors[-10:])
+
+
 def main() -> int:
     """Resolve each command in a fresh virtual environment; 0 when all resolve."""
     failed: list[str] = []
+    todo = commands()
     with tempfile.TemporaryDirectory(prefix="plushify-pip-") as tmp:
         venv.create(tmp, with_pip=True)
         pip = [str(Path(tmp) / "bin" / "python"), "-m", "pip"]
-        for args in commands():
-            shown = "pip install " + " ".join(args)
-            started = time.monotonic()
-            result = subprocess.run(  # noqa: S603 - arguments from this repository's docs
-                [*pip, "install", "--dry-run", "--quiet", "--disable-pip-version-check", *args],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            took = time.monotonic() - started
-            status = "ok" if result.returncode == 0 else "FAILED"
-            print(f"{status:6} {took:5.1f}s  {shown}", flush=True)
-            if result.returncode != 0:
-                errors = [ln for ln in result.stderr.splitlines() if "ERROR" in ln]
-                print("\n".join(errors[-10:]), file=sys.stderr)
-                failed.append(shown)
+        # Dry runs install nothing, so they can share the environment and run side by side.
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            outcomes = pool.map(lambda args: _resolve(pip, args), todo)
+            for args, (code, took, errors) in zip(todo, outcomes, strict=True):
+                shown = "pip install " + " ".join(args)
+                print(f"{'ok' if code == 0 else 'FAILED':6} {took:5.1f}s  {shown}", flush=True)
+                if code != 0:
+                    print(errors, file=sys.stderr)
+                    failed.append(shown)
     if failed:
         print(f"{len(failed)} install command(s) do not resolve with pip:", file=sys.stderr)
         for shown in failed:
