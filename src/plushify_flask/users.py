@@ -162,6 +162,18 @@ def normalise_username(name: str) -> str:
     return value
 
 
+# Every API request runs this; built once, it skips SQLAlchemy's per-call statement building.
+_BY_TOKEN = (
+    sa.select(users)
+    .join(api_tokens, api_tokens.c.user_id == users.c.id)
+    .where(
+        api_tokens.c.token_hash == sa.bindparam("token_hash"),
+        api_tokens.c.revoked_at.is_(None),
+        sa.or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > sa.bindparam("now")),
+    )
+)
+
+
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -432,9 +444,6 @@ class UserStore:
             return None
         with transaction(self.engine, write=False) as conn:
             row = conn.execute(
-                sa.select(users)
-                .join(api_tokens, api_tokens.c.user_id == users.c.id)
-                .where(api_tokens.c.token_hash == _hash_token(token))
-                .where(self._live())
+                _BY_TOKEN, {"token_hash": _hash_token(token), "now": self.clock.now()}
             ).first()
         return _user(row) if row else None
