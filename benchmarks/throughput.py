@@ -4,6 +4,8 @@ The in-process runner (4 worker threads) on SQLite and PostgreSQL, and Dramatiq 
 broker, PostgreSQL) with 1 and 2 worker processes of 8 threads, against a raw Dramatiq no-op actor
 drained by the same worker configuration. Every case starts its workers first, then times from the
 first submit (or send) to the last completion. FakeModel with no delay; 64x48 photos; 20 users.
+The engine's own rate is measured too: no-op 5-step runs (each step returns its input plus one)
+submitted and executed by the in-process runner on SQLite.
 """
 
 from __future__ import annotations
@@ -193,10 +195,49 @@ def dramatiq_noop(n: int, processes: int) -> float:
     return n / (finished - started)
 
 
+def noop_runs(url: str, n: int, workers: int) -> float:
+    """No-op 5-step runs per second through the in-process runner (submit to completion)."""
+    from plushify_core.engine import Engine, Pipeline
+    from plushify_core.inprocess import InProcessRunner
+
+    from .steps import five_steps
+
+    db = create_engine(url)
+    create_schema(db)
+    engine = Engine(db)
+    engine.register(Pipeline("five-steps", five_steps))
+    runner = InProcessRunner(engine, workers=workers, sweep_interval=3600)
+    runner.start()
+    try:
+        started = time.perf_counter()
+        ids = []
+        for i in range(n):
+            ids.append(engine.submit("five-steps", {"value": i}).id)
+            runner.dispatch(ids[-1])
+        runner.stop(drain=True)
+        finished = time.perf_counter()
+        done = len(engine.list_runs(status="completed", limit=n + 1))
+        if done != n:
+            raise RuntimeError(f"{n - done} no-op run(s) did not complete")
+    finally:
+        db.dispose()
+    return n / (finished - started)
+
+
 def run(quick: bool) -> Result:
     """Every runner configuration that is available."""
     n = 40 if quick else 300
     result = Result("throughput", "2. Throughput, submit to completion (generations/s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in (1, 4):
+            rate = noop_runs(f"sqlite:///{tmp}/noop{workers}.db", n * 5, workers)
+            result.add(
+                runner=f"no-op 5-step runs, in-process, {workers} thread(s)",
+                database="sqlite",
+                n=n * 5,
+                per_s=rate,
+                submits_per_s=None,
+            )
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/plushify.db"
         create_schema(create_engine(url))

@@ -95,6 +95,7 @@ class InProcessRunner:
         for thread in self._threads:
             thread.join()
         self._threads.clear()
+        self.engine.close()  # the lease heartbeat thread goes with the workers
         with self._cond:
             self._state = "stopped"
 

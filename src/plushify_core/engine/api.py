@@ -119,6 +119,10 @@ class Engine:
         """The observers told about every run."""
         return self.runtime.observers
 
+    def close(self) -> None:
+        """Stop the engine's background thread (lease heartbeats); it restarts when needed."""
+        self.runtime.heartbeats.stop()
+
     def set_dispatcher(self, dispatch: Callable[[str], None] | None) -> None:
         """Have ``dispatch(run_id)`` called for runs woken when a slot frees (set by runners)."""
         self.runtime.dispatch = dispatch

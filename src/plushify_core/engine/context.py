@@ -366,7 +366,10 @@ class RunContext:
             if record is not None:
                 record(conn, value)
 
-        self._unit.stage(rows)
+        if record is None:
+            self._unit.defer(rows)  # written by the next commit point: a short transaction
+        else:
+            self._unit.stage(rows)  # a refusing ``record`` fails this very attempt
         run, observers = self.run, self._rt.observers
         extra = {
             "run_id": run.id,

@@ -19,7 +19,7 @@ from . import run_sql
 from .context import Cancelled, FailRun, LeaseLost, RetryLater, RunContext
 from .definition import Pipeline
 from .finish import finish_run, resume_hook
-from .leases import Heartbeat, Lease, check_slot, release_slot
+from .leases import Lease, check_slot, release_slot
 from .records import RunRecord
 from .retry import describe
 from .runtime import Runtime
@@ -151,7 +151,7 @@ def _execute_claimed(
     )
     release = _Release(rt, pipeline, run, lease, unit)
     try:
-        with Heartbeat(rt.db, rt.clock, lease, rt.heartbeat_interval):
+        with rt.heartbeats.watch(lease):
             result = pipeline.fn(ctx, run.payload)
     except RetryLater as again:
         return release.requeue(again.delay, again.error)

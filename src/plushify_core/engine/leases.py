@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from types import TracebackType
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SQLEngine
@@ -22,7 +23,7 @@ from ..database import transaction
 from . import run_sql
 from .records import RunRecord
 
-__all__ = ["Heartbeat", "Lease", "check_slot", "release_slot"]
+__all__ = ["Heartbeats", "Lease", "check_slot", "release_slot"]
 
 log = logging.getLogger("plushify_core.engine")
 
@@ -49,36 +50,58 @@ class Lease:
         return cancel
 
 
-class Heartbeat:
-    """A thread that renews a lease every ``interval`` real seconds while a run executes."""
+class Heartbeats:
+    """One thread renewing the lease of every execution in progress every ``interval`` seconds.
 
-    def __init__(self, db: SQLEngine, clock: Clock, lease: Lease, interval: float) -> None:
-        self._db, self._clock, self._lease, self._interval = db, clock, lease, interval
+    Started on first use and shared by the engine's executions (a thread per execution cost
+    more than a whole step); :meth:`stop` ends it (it starts again when needed). Each step's
+    commit renews its lease too: the beats matter for long steps.
+    """
+
+    def __init__(self, db: SQLEngine, clock: Clock, interval: float) -> None:
+        self._db, self._clock, self._interval = db, clock, interval
+        self._lock = threading.Lock()
+        self._leases: dict[int, Lease] = {}
+        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, name=f"plushify-heartbeat-{lease.run_id[:8]}", daemon=True
-        )
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
+    @contextmanager
+    def watch(self, lease: Lease) -> Iterator[None]:
+        """Renew ``lease`` while the block runs."""
+        with self._lock:
+            self._leases[id(lease)] = lease
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._beat, name="plushify-heartbeat", daemon=True
+                )
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._leases.pop(id(lease), None)
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
+    def stop(self) -> None:
+        """End the thread (leases still watched are no longer renewed by it)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if thread is not None:
+            thread.join()
 
     def _beat(self) -> None:
         while not self._stop.wait(self._interval):
-            try:
-                with transaction(self._db) as conn:
-                    if self._lease.renew(conn, self._clock.now()) is None:
-                        log.warning("lease lost", extra={"run_id": self._lease.run_id})
-                        return
-            except Exception:
-                # A transient database error: the next beat tries again before the lease ends.
-                log.exception("lease renewal failed", extra={"run_id": self._lease.run_id})
+            with self._lock:
+                leases = [lease for lease in self._leases.values() if not lease.lost.is_set()]
+            for lease in leases:
+                try:
+                    with transaction(self._db) as conn:
+                        if lease.renew(conn, self._clock.now()) is None:
+                            log.warning("lease lost", extra={"run_id": lease.run_id})
+                except Exception:
+                    # A transient database error: the next beat tries again before it ends.
+                    log.exception("lease renewal failed", extra={"run_id": lease.run_id})
 
 
 def check_slot(conn: Connection, run: RunRecord, limit: int | None, now: datetime) -> bool:

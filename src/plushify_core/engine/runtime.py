@@ -17,6 +17,7 @@ from ..clock import Clock
 from ..errors import ConfigurationError
 from ..ids import new_id
 from .definition import Pipeline
+from .leases import Heartbeats
 from .observers import Observers
 
 __all__ = ["Runtime"]
@@ -37,6 +38,10 @@ class Runtime:
     observers: Observers
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     dispatch: Callable[[str], None] | None = None
+    heartbeats: Heartbeats = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.heartbeats = Heartbeats(self.db, self.clock, self.heartbeat_interval)
 
     def pipeline(self, name: str) -> Pipeline:
         """The registered pipeline called ``name`` (:class:`ConfigurationError` if unknown)."""

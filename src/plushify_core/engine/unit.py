@@ -40,6 +40,7 @@ class Unit:
         self._conn: Connection | None = None
         self._after: list[Callable[[], None]] = []
         self._staged: list[Callable[[Connection], object]] = []
+        self._deferred: list[Callable[[Connection], object]] = []
 
     def start_with(self, first: Callable[[Connection], None]) -> None:
         """Begin every transaction opened from now on with ``first``."""
@@ -54,6 +55,10 @@ class Unit:
             self._stack, self._conn = stack, conn
             if self._first is not None:
                 self._first(conn)
+            deferred, self._deferred = self._deferred, []
+            for op in deferred:
+                op(conn)
+            self._staged.extend(deferred)
         return self._conn
 
     @property
@@ -78,12 +83,23 @@ class Unit:
         self._staged.append(op)
         return result
 
+    def defer(self, op: Callable[[Connection], object]) -> None:
+        """Like :meth:`stage`, but without opening the transaction: ``op`` runs when the unit
+        next needs its connection (at the latest when it commits). Keeps write transactions
+        short (on SQLite a write transaction holds the database's one write lock)."""
+        if self._conn is not None:
+            self.stage(op)
+        else:
+            self._deferred.append(op)
+
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once this unit committed (never if it rolls back)."""
         self._after.append(action)
 
     def commit(self) -> None:
         """Commit (if anything was written), then run the after-commit actions in order."""
+        if self._deferred:
+            self.conn  # noqa: B018 - opening runs the deferred operations
         stack, self._stack, self._conn = self._stack, None, None
         self._staged = []
         if stack is not None:
@@ -94,7 +110,7 @@ class Unit:
 
     def rollback(self) -> None:
         """Abandon the transaction, what it staged and its after-commit actions."""
-        self._staged, self._after = [], []
+        self._staged, self._deferred, self._after = [], [], []
         self._discard()
 
     def _discard(self) -> None:
