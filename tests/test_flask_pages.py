@@ -271,3 +271,11 @@ def test_the_page_of_a_generation_in_progress_offers_cancel(site: Site) -> None:
     assert 'data-status="processing"' in page and 'data-action="cancel"' in page
     assert "Waiting for a free worker" in page
     assert 'data-action="delete"' not in page and "/download" not in page
+
+
+def test_header_links_to_the_account_tokens_page(site: Site) -> None:
+    """The signed-in user's name leads to the page where API tokens are listed and revoked."""
+    client = site.client(site.user(credits=1))
+    page = client.get("/").get_data(as_text=True)
+    assert '<a class="user-chip" href="/account/tokens"' in page
+    assert client.get("/account/tokens").status_code == 200
