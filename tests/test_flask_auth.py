@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from plushify_core.errors import ConfigurationError
 from plushify_flask.config import WebSettings
 from plushify_flask.testing import PASSWORD, Site, csrf_from, make_site
 
@@ -183,3 +184,15 @@ def test_an_older_users_table_is_upgraded_and_its_users_still_sign_in(
         assert client.get("/api/credits").status_code == 401
         reloaded = site.store.get(user.id)
         assert reloaded is not None and reloaded.session_epoch == 1
+
+
+@pytest.mark.parametrize("value", ["false", "true"])
+def test_the_replaced_allow_signup_setting_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """0.1's PLUSHIFY_ALLOW_SIGNUP is refused by name, never silently read as an open sign-up."""
+    monkeypatch.setenv("PLUSHIFY_ALLOW_SIGNUP", value)
+    with pytest.raises(ConfigurationError) as caught:
+        WebSettings()
+    assert caught.value.code == "setting_replaced"
+    assert "PLUSHIFY_SIGNUP" in caught.value.message

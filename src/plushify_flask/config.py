@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from plushify_core.errors import ConfigurationError
@@ -76,6 +76,17 @@ class WebSettings(BaseSettings):
     token_days: int = Field(
         90, ge=0, description="Default lifetime of a new API token, days; 0: no expiry."
     )
+
+    @model_validator(mode="after")
+    def _refuse_replaced_settings(self) -> WebSettings:
+        # 0.1's PLUSHIFY_ALLOW_SIGNUP=false must not silently become an open sign-up page.
+        if "PLUSHIFY_ALLOW_SIGNUP" in os.environ:
+            raise ConfigurationError(
+                "PLUSHIFY_ALLOW_SIGNUP was replaced by PLUSHIFY_SIGNUP (off, invite or open); "
+                "set that instead and remove PLUSHIFY_ALLOW_SIGNUP.",
+                code="setting_replaced",
+            )
+        return self
 
     @property
     def allow_signup(self) -> bool:
