@@ -236,7 +236,6 @@ def run(quick: bool) -> Result:
                 database="sqlite",
                 n=n * 5,
                 per_s=rate,
-                submits_per_s=None,
             )
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/plushify.db"
