@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
 
-from ..errors import NonRetriableError, StepResultTooLarge
+from ..errors import NonRetriableError, StepError, StepResultTooLarge
 from ..logs import log_context
 from . import run_sql
 from .definition import Pipeline, RetryPolicy
@@ -431,7 +431,7 @@ class RunContext:
                 "duration_ms": ms,
                 "error": decision.error,
             },
-            exc_info=not hasattr(exc, "retryable"),
+            exc_info=not isinstance(exc, StepError),
         )
         if decision.delay is None:
             raise FailRun(decision.error, decision.user_error) from exc
