@@ -9,18 +9,20 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import click
 from sqlalchemy.engine import Engine as SQLEngine
 
 from .database import create_engine, create_schema, schema_revision, upgrade_schema
-from .engine import Engine
+from .engine import Engine, RunStatus
 from .errors import PlushifyError
 from .facade import Plushify
 from .ids import new_id
 from .ledger import CreditLedger
 from .migrations import CORE, SchemaHistory, head_revision, is_known
+from .replay import RunFilter, parse_age, retry_matching
 from .settings import Settings
 
 __all__ = ["main"]
@@ -134,12 +136,15 @@ def credits_show(user: str) -> None:
     click.echo(f"{user}: {b.credits} credits, {b.in_use} in use, {b.available} available")
 
 
-@main.command("runs")
+@main.group("runs", invoke_without_command=True)
 @click.option("--status", help="queued, running, completed, failed or cancelled.")
 @click.option("--pipeline", help="Pipeline name.")
 @click.option("--limit", default=20, show_default=True)
-def runs_command(status: str | None, pipeline: str | None, limit: int) -> None:
-    """A table of runs and their steps, newest first."""
+@click.pass_context
+def runs_command(ctx: click.Context, status: str | None, pipeline: str | None, limit: int) -> None:
+    """A table of runs and their steps, newest first (``runs retry``: bulk replay)."""
+    if ctx.invoked_subcommand is not None:
+        return
     engine = Engine(_database(Settings()))
     for run in engine.list_runs(status=status, pipeline=pipeline, limit=limit):
         detail = engine.get_run(run.id)
@@ -155,6 +160,62 @@ def runs_command(status: str | None, pipeline: str | None, limit: int) -> None:
             )
         if run.error:
             click.echo(f"    error: {run.error.splitlines()[0]}")
+
+
+def _age(_ctx: click.Context, _param: click.Parameter, value: str | None) -> timedelta | None:
+    try:
+        return None if value is None else parse_age(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@runs_command.command("retry")
+@click.option(
+    "--status",
+    default="failed",
+    show_default=True,
+    type=click.Choice(["queued", "running", "completed", "failed", "cancelled"]),
+    help="Runs in this status (only failed ones are retried; others are reported).",
+)
+@click.option("--since", callback=_age, help="Created within this long, e.g. 30m, 1h, 2d.")
+@click.option("--until", "until_", callback=_age, help="Created at least this long ago.")
+@click.option("--pipeline", help="Pipeline name.")
+@click.option("--error", help="A part of the error text or type, ignoring case.")
+@click.option("--user", help="User id.")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--dry-run", is_flag=True, help="Change nothing; say what would be retried.")
+def runs_retry(
+    status: RunStatus,
+    since: timedelta | None,
+    until_: timedelta | None,
+    pipeline: str | None,
+    error: str | None,
+    user: str | None,
+    limit: int,
+    dry_run: bool,
+) -> None:
+    """Retry every failed run matching the filter; each reserves its own credit.
+
+    Prints how many were retried and every matching run that was not, with why.
+    """
+    app = Plushify.from_settings()
+    now = app.clock.now()
+    runs = RunFilter(
+        status=status,
+        pipeline=pipeline,
+        error=error,
+        user_id=user,
+        since=now - since if since is not None else None,
+        until=now - until_ if until_ is not None else None,
+        limit=limit,
+    )
+    report = retry_matching(app, runs, dry_run=dry_run)
+    verb = "would retry" if dry_run else "retried"
+    click.echo(f"{report.matched} matching run(s); {verb} {len(report.retried)}")
+    for run_id in report.retried:
+        click.echo(f"  {verb}  {run_id}")
+    for skipped in report.skipped:
+        click.echo(f"  skipped  {skipped.run_id}  {skipped.code}: {skipped.reason}")
 
 
 @main.group("db")

@@ -12,8 +12,10 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.wrappers import Response as BaseResponse
 
+from plushify_core import replay
 from plushify_core.engine.timeline import WAIT_LABELS, timeline
-from plushify_core.errors import NotFound, PlushifyError
+from plushify_core.errors import InvalidState, NotFound, PlushifyError
+from plushify_core.replay import RunFilter, parse_age
 
 from .api import read_upload
 from .auth import admin_required
@@ -75,6 +77,67 @@ def index() -> str:
         selected={"status": status or "", "pipeline": pipeline or "", "user": username or ""},
         user_of=lambda run: names.get(_payload_ids(run)[0] or "", _payload_ids(run)[0] or "-"),
     )
+
+
+_REPLAY_FIELDS = ("status", "pipeline", "user", "error", "since")
+
+
+def _replay_request(values: Any) -> tuple[RunFilter, dict[str, str]]:
+    """The bulk-replay filter from a form or query (``since`` like ``1h``; status ``failed``)."""
+    fields = {name: (values.get(name) or "").strip()[:200] for name in _REPLAY_FIELDS}
+    fields = {name: value for name, value in fields.items() if value}
+    status = fields.setdefault("status", "failed")
+    if status not in RUN_STATUSES:
+        raise InvalidState(f"Unknown status {status!r}.", code="invalid_filter")
+    user_id = None
+    if "user" in fields:
+        user = user_store().by_name(fields["user"])
+        user_id = user.id if user else "-"  # unknown user: nothing matches, not every run
+    since = None
+    if "since" in fields:
+        try:
+            since = facade().clock.now() - parse_age(fields["since"])
+        except ValueError as exc:
+            raise InvalidState(str(exc), code="invalid_filter") from exc
+    runs = RunFilter(
+        status=status,  # checked against RUN_STATUSES above
+        pipeline=fields.get("pipeline"),
+        error=fields.get("error"),
+        user_id=user_id,
+        since=since,
+    )
+    return runs, fields
+
+
+def _replay_page(values: Any, *, dry_run: bool) -> str | BaseResponse:
+    try:
+        runs, fields = _replay_request(values)
+    except PlushifyError as exc:
+        flash(f"Could not retry: {exc.message}", "error")
+        return redirect(url_for("runs.index"))
+    report = replay.retry_matching(facade(), runs, dry_run=dry_run)
+    back = {k: v for k, v in fields.items() if k in ("status", "pipeline", "user")}
+    return render_template(
+        "runs_retry.html",
+        report=report,
+        fields=fields,
+        shown=list(fields.items()),
+        back=back,
+    )
+
+
+@bp.get("/retry-matching")
+@admin_required
+def retry_matching_preview() -> str | BaseResponse:
+    """How many runs "retry all matching" would retry, and which not and why; then confirm."""
+    return _replay_page(request.args, dry_run=True)
+
+
+@bp.post("/retry-matching")
+@admin_required
+def retry_matching() -> str | BaseResponse:
+    """Retry every failed run matching the filter; show what was retried and what was not."""
+    return _replay_page(request.form, dry_run=False)
 
 
 @bp.get("/<run_id>")

@@ -36,6 +36,7 @@ __all__ = [
     "list_runs",
     "load_history",
     "lock_key",
+    "matching_runs",
     "owned",
     "renew",
     "request_cancel",
@@ -91,6 +92,39 @@ def list_runs(
         query = query.where(runs.c.pipeline == pipeline)
     if concurrency_key is not None:
         query = query.where(runs.c.concurrency_key == concurrency_key)
+    return [RunRecord.from_row(row) for row in conn.execute(query).mappings()]
+
+
+def matching_runs(
+    conn: Connection,
+    *,
+    status: str | None = None,
+    pipeline: str | None = None,
+    concurrency_key: str | None = None,
+    error: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 1000,
+) -> list[RunRecord]:
+    """Runs matching every given filter, oldest first (for bulk replay).
+
+    ``error`` matches a part of the admin error text (``Type: message``), ignoring case;
+    ``since``/``until`` bound ``created_at`` (``until`` excluded).
+    """
+    query = sa.select(runs).order_by(runs.c.created_at, runs.c.id).limit(limit)
+    if status is not None:
+        query = query.where(runs.c.status == status)
+    if pipeline is not None:
+        query = query.where(runs.c.pipeline == pipeline)
+    if concurrency_key is not None:
+        query = query.where(runs.c.concurrency_key == concurrency_key)
+    if error:
+        # autoescape: LIKE wildcards in the operator's text are literal.
+        query = query.where(runs.c.error.icontains(error, autoescape=True))
+    if since is not None:
+        query = query.where(runs.c.created_at >= since)
+    if until is not None:
+        query = query.where(runs.c.created_at < until)
     return [RunRecord.from_row(row) for row in conn.execute(query).mappings()]
 
 
