@@ -6,6 +6,14 @@ header *before* Pillow decodes anything (a decompression bomb never allocates), 
 with only the sniffed format's Pillow plugin enabled. Every rejection is ``InvalidImage`` with a
 ``code``: ``empty``, ``too_large``, ``unsupported_type``, ``too_many_pixels`` or ``corrupt``.
 
+A one-scan Huffman JPEG (what cameras and phones write) skips the full decode when
+:func:`jpeg_scan_complete` holds: libjpeg accepts its headers and tables, and its scan runs
+unbroken to the end-of-image marker. That is all a full decode can refuse in such a file: libjpeg
+only warns about damaged entropy-coded data (and fills it in grey), so the full decode's refusals
+are a truncated scan, bad headers or tables, and stray markers, which this check sends to the full
+decode. The later normalisation decodes every pixel anyway. Anything else decodes fully (a JPEG at
+1/8 scale: every entropy-coded byte is still read, so truncation is still caught).
+
 ``normalize_image`` turns an accepted upload into the stored original: EXIF orientation applied,
 all metadata dropped (GPS!), colours converted to sRGB RGB (alpha composited on white), downscaled
 to a long side, re-encoded as JPEG.
@@ -21,6 +29,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import struct
 import threading
 from collections.abc import Iterator
@@ -37,6 +46,7 @@ __all__ = [
     "ImageInfo",
     "NormalizedImage",
     "decode_slots",
+    "jpeg_scan_complete",
     "normalize_image",
     "probe_image",
     "set_decode_slots",
@@ -61,6 +71,10 @@ _SOF_MARKERS: Final = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(
     0xCF,
 }
 _ROTATIONS: Final = frozenset(range(2, 9))
+# Baseline and extended sequential, Huffman-coded: the frames whose scan data libjpeg never refuses.
+_HUFFMAN_SEQUENTIAL: Final = frozenset({0xC0, 0xC1})
+# In entropy-coded data 0xFF is always followed by 0x00 (stuffing) or a restart marker.
+_MARKER_IN_SCAN: Final = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 _UNSUPPORTED_MESSAGE: Final = "Unsupported file type: please upload a JPEG, PNG, WebP or GIF photo."
 
 
@@ -271,8 +285,14 @@ def probe_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
     return ImageInfo(fmt, content_type, ext, width, height)
 
 
-def _decode(data: bytes, max_pixels: int | None) -> tuple[Image.Image, str]:
-    """Open and fully decode ``data`` (first frame), enforcing type and pixel limits."""
+def _decode(
+    data: bytes, max_pixels: int | None, *, reduced: bool = False
+) -> tuple[Image.Image, str]:
+    """Open and fully decode ``data`` (first frame), enforcing type and pixel limits.
+
+    ``reduced`` decodes a JPEG at 1/8 scale: libjpeg still reads every entropy-coded byte (so a
+    cut-off file is refused as before) but skips most of the inverse DCT and colour work.
+    """
     fmt, limit = _check_header(data, max_pixels)
     try:
         # Only the sniffed format's plugin may run: no other decoder ever sees these bytes.
@@ -282,6 +302,8 @@ def _decode(data: bytes, max_pixels: int | None) -> tuple[Image.Image, str]:
             raise _corrupt("no width or height")
         if width * height > limit:
             raise _too_many(width, height, limit)
+        if reduced and fmt == "jpeg":
+            img.draft(img.mode, (1, 1))
         img.load()
         if img.size[0] * img.size[1] > limit:
             raise _too_many(*img.size, limit)
@@ -309,14 +331,75 @@ def _check_size(data: bytes, max_bytes: int) -> None:
 def validate_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
     """Check an upload before anything is stored or reserved; raise ``InvalidImage`` if bad.
 
-    The header checks (:func:`probe_image`) run first; the full decode then waits for a slot.
+    The header checks (:func:`probe_image`) run first; the decode then waits for a slot: for a
+    JPEG whose scan is complete (:func:`jpeg_scan_complete`) only its headers, else the whole
+    image (a JPEG at 1/8 scale).
     """
-    probe_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    info = probe_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    start = _scan_start(data) if info.format == "jpeg" else None
     with _decode_slot():
-        img, fmt = _decode(data, max_pixels)
-        with img:
-            content_type, ext, _ = _FORMATS[fmt]
-            return ImageInfo(fmt, content_type, ext, img.size[0], img.size[1])
+        if start is not None and _headers_decode(data, start):
+            return info
+        img, _ = _decode(data, max_pixels, reduced=True)
+        img.close()
+    return info
+
+
+def jpeg_scan_complete(data: bytes) -> bool:
+    """Whether ``data`` is a one-scan Huffman JPEG whose headers and tables libjpeg accepts and
+    whose scan runs unbroken (only stuffed bytes and restart markers) to the end-of-image marker.
+
+    Such a file fully decodes without error; :func:`validate_image` then skips the full decode.
+    """
+    start = _scan_start(data)
+    if start is None:
+        return False
+    with _decode_slot():
+        return _headers_decode(data, start)
+
+
+def _scan_start(data: bytes) -> int | None:
+    """Where the scan data of a one-scan Huffman JPEG starts, if its first marker after the scan
+    is the end of the image; ``None`` for any other layout (it takes the full decode)."""
+    pos, end, components = 2, len(data), 0
+    while pos + 4 <= end:
+        marker = data[pos + 1]
+        if data[pos] != 0xFF or marker in (0xFF, 0x01, *range(0xD0, 0xDA)):
+            return None  # fill bytes or a standalone marker among the headers: unusual, decode
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in _SOF_MARKERS:
+            if components or marker not in _HUFFMAN_SEQUENTIAL or pos + 10 > end:
+                return None
+            components = data[pos + 9]
+        elif marker == 0xDA:
+            # A scan of fewer components than the frame means more scans follow.
+            if not components or pos + 5 > end or data[pos + 4] != components:
+                return None
+            start = pos + 2 + length
+            found = _MARKER_IN_SCAN.search(data, start)
+            if found is None or data[found.start() + 1] != 0xD9:
+                return None  # cut short, or another marker follows the scan
+            return start
+        if length < 2:
+            return None
+        pos += 2 + length
+    return None
+
+
+def _headers_decode(data: bytes, start: int) -> bool:
+    """Whether libjpeg decodes the headers and tables with an empty scan (at 1/8 scale).
+
+    libjpeg checks the frame, quantisation and Huffman tables and scan header before reading
+    any scan data; an empty scan only earns a warning. ``False`` sends the file to the full
+    decode, which gives the refusal its usual code.
+    """
+    try:
+        with Image.open(io.BytesIO(data[:start] + b"\xff\xd9"), formats=["JPEG"]) as img:
+            img.draft(img.mode, (1, 1))
+            img.load()
+    except Exception:  # Pillow signals bad headers with many exception types
+        return False
+    return True
 
 
 # --- normalisation ----------------------------------------------------------------------------
