@@ -28,6 +28,7 @@ from .model import Model
 from .pipeline import PIPELINE_NAME, PlushiePipeline
 from .registry import load_model, load_runner
 from .runner import Runner
+from .schedules import Scheduler, plushify_jobs
 from .settings import Settings
 from .storage import BlobStore, generated_key, s3_options_from_env, scratch_key, staging_key
 
@@ -79,6 +80,11 @@ class Plushify:
         if runner is None or isinstance(runner, str):
             runner = load_runner(runner or s.runner, self.engine, s)
         self.runner: Runner = runner
+        #: The built-in periodic jobs (reap, expire reservations, retention) under their leases.
+        self.scheduler = Scheduler(database, plushify_jobs(self), clock=self.clock)
+        attach = getattr(runner, "use_scheduler", None)
+        if s.schedules and callable(attach):
+            attach(self.scheduler, s.schedule_tick)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Plushify:
@@ -319,10 +325,19 @@ class Plushify:
             return lifecycle.processing_count(conn, user_id)
 
     def reap(self, now: datetime | None = None) -> int:
-        """Fail generations stuck past their reservation's deadline and release their credits.
+        """Fail generations stuck past their reservation's deadline and release their credits,
+        then expire reservations past their deadline.
 
-        Returns how many generations were failed. Safe to run from several processes.
+        Returns how many generations were failed. Safe to run from several processes (what
+        ``plushify reap`` runs from cron; the runners' schedules run both halves by themselves).
         """
+        now = now or self.clock.now()
+        failed = self.reap_stuck(now)
+        self.expire_reservations(now)
+        return failed
+
+    def reap_stuck(self, now: datetime | None = None) -> int:
+        """Fail generations stuck past their reservation's deadline; how many were failed."""
         now = now or self.clock.now()
         with transaction(self.database, write=False) as conn:
             run_ids = lifecycle.stuck_runs(conn, now)
@@ -331,5 +346,36 @@ class Plushify:
             message = self.pipeline.reap_message()
             if self.engine.fail(run_id, message, user_error=message):
                 failed += 1
-        self.ledger.expire(now)
         return failed
+
+    def expire_reservations(self, now: datetime | None = None) -> int:
+        """Expire pending reservations past their deadline; how many expired."""
+        return len(self.ledger.expire(now or self.clock.now()))
+
+    def apply_retention(self, now: datetime | None = None, *, batch: int = 500) -> int:
+        """Delete the originals and upload leftovers of failed and cancelled generations last
+        changed ``Settings.retention_days`` ago or more, and forget expired idempotency keys.
+
+        The generation stays (its status and error remain visible) but can no longer be
+        retried. Each is marked first, then its files go, then the mark is completed: a storage
+        fault leaves it marked, and the next run deletes its files again. Returns how many
+        generations were purged.
+        """
+        now = now or self.clock.now()
+        cutoff = now - timedelta(days=self.settings.retention_days)
+        purged = 0
+        while True:
+            with transaction(self.database) as conn:
+                gens = lifecycle.begin_purge(conn, cutoff, limit=batch)
+            for gen in gens:
+                for key in self._blob_keys(gen):
+                    self.storage.delete(key)
+                with transaction(self.database) as conn:
+                    purged += lifecycle.end_purge(conn, gen.id, now)
+            if len(gens) < batch:
+                break
+        with transaction(self.database) as conn:
+            idempotency.purge_expired(conn, now)
+        if purged:
+            log.info("retention deleted originals", extra={"generations": purged})
+        return purged

@@ -29,14 +29,18 @@ from .schema import generations, idempotency_keys, reservations
 
 __all__ = [
     "DELETING",
+    "PURGED",
+    "PURGING",
     "STEPS",
     "Generation",
     "GenerationStatus",
     "begin_delete",
+    "begin_purge",
     "close",
     "complete",
     "delete",
     "discard",
+    "end_purge",
     "fetch_generation",
     "list_generations",
     "processing_count",
@@ -52,6 +56,11 @@ GenerationStatus = Literal["processing", "completed", "failed", "cancelled"]
 
 #: The ``current_step`` of a finished generation whose files are being deleted.
 DELETING = "deleting"
+#: ``current_step`` of a failed or cancelled generation whose original the retention policy is
+#: deleting, then has deleted (it can no longer be retried; it can still be deleted).
+PURGING = "purging"
+PURGED = "purged"
+_HIDDEN_STEPS = (DELETING, PURGING, PURGED)
 
 #: The plushie pipeline's steps, in order (names shown to users as "step 2/5").
 STEPS: tuple[str, ...] = (
@@ -112,7 +121,7 @@ def _row_to_generation(row: sa.Row[Any]) -> Generation:
         id=m["id"],
         user_id=m["user_id"],
         status=m["status"],
-        step=None if m["current_step"] == DELETING else m["current_step"],
+        step=None if m["current_step"] in _HIDDEN_STEPS else m["current_step"],
         run_id=m["run_id"],
         reservation_id=m["reservation_id"],
         original_key=m["original_key"],
@@ -388,3 +397,46 @@ def stuck_runs(conn: Connection, now: datetime) -> list[str]:
         )
     ).scalars()
     return [r for r in stuck if r]
+
+
+def begin_purge(conn: Connection, cutoff: datetime, *, limit: int) -> list[Generation]:
+    """Mark up to ``limit`` failed or cancelled generations last changed at ``cutoff`` or
+    before for the retention policy (a retry is refused from now on); they are returned,
+    with those a stopped purge left marked."""
+    g = generations.c
+    candidates = (
+        sa.select(g.id)
+        .where(
+            g.status.in_(("failed", "cancelled")),
+            g.updated_at <= cutoff,
+            sa.or_(g.current_step.is_(None), g.current_step == PURGING),
+        )
+        .order_by(g.updated_at)
+        .limit(limit)
+    )
+    ids = list(conn.execute(candidates).scalars())
+    if not ids:
+        return []
+    # Guarded again: a retry or delete that began since the read wins.
+    conn.execute(
+        sa.update(generations)
+        .where(
+            g.id.in_(ids),
+            g.status.in_(("failed", "cancelled")),
+            sa.or_(g.current_step.is_(None), g.current_step == PURGING),
+        )
+        .values(current_step=PURGING)
+    )
+    rows = conn.execute(
+        sa.select(generations).where(g.id.in_(ids), g.current_step == PURGING)
+    ).all()
+    return [_row_to_generation(r) for r in rows]
+
+
+def end_purge(conn: Connection, generation_id: str, now: datetime) -> int:
+    """Complete a purge whose files are gone: no original any more; 1, or 0 if it moved on."""
+    return conn.execute(
+        sa.update(generations)
+        .where(generations.c.id == generation_id, generations.c.current_step == PURGING)
+        .values(current_step=PURGED, original_key=None, updated_at=now)
+    ).rowcount

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from .engine import Engine, Outcome
+from .schedules import Scheduler, ScheduleThread
 from .settings import Settings
 
 __all__ = ["InProcessRunner", "run_inline"]
@@ -36,7 +37,8 @@ class InProcessRunner:
 
     ``workers`` defaults to ``settings.workers`` (4). A sweeper thread recovers due runs at start
     and every ``sweep_interval`` seconds: runs never dispatched (the outbox) and runs whose lease
-    expired because their worker died.
+    expired because their worker died. With a scheduler (:meth:`use_scheduler`, done by the
+    facade) it also runs the built-in periodic jobs.
     """
 
     def __init__(
@@ -64,6 +66,11 @@ class InProcessRunner:
         self._state = "new"  # new -> running -> draining | stopping -> stopped
         self._threads: list[threading.Thread] = []
         self._stop_sweeper = threading.Event()
+        self._schedules: ScheduleThread | None = None
+
+    def use_scheduler(self, scheduler: Scheduler, tick: float) -> None:
+        """Run ``scheduler``'s due jobs every ``tick`` seconds while started (the facade's)."""
+        self._schedules = ScheduleThread(scheduler, tick)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -76,6 +83,8 @@ class InProcessRunner:
         for i in range(self.workers):
             self._spawn(self._work, f"plushify-worker-{i}")
         self._spawn(self._sweeper, "plushify-sweeper")
+        if self._schedules is not None:
+            self._schedules.start()
 
     def stop(self, *, drain: bool = True) -> None:
         """Stop and join every thread; ``drain`` first executes the runs already due.
@@ -92,6 +101,8 @@ class InProcessRunner:
                 self._queued.clear()
             self._cond.notify_all()
         self._stop_sweeper.set()
+        if self._schedules is not None:
+            self._schedules.stop()
         for thread in self._threads:
             thread.join()
         self._threads.clear()

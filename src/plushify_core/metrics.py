@@ -4,7 +4,8 @@ Two kinds of metric, because some facts are events and some are state:
 
 - Events, counted in the process that sees them by :class:`PlushifyMetrics`, an engine observer:
   runs started / completed / failed / cancelled by pipeline, step durations by step, step retries
-  by step and error class, concurrency-slot waits. Multiprocess-safe: when
+  by step and error class, concurrency-slot waits, runs of the built-in jobs (schedules).
+  Multiprocess-safe: when
   ``PROMETHEUS_MULTIPROC_DIR`` is set (before this module is imported) every process writes
   its counts there and one exposition sums them, as Dramatiq's worker processes need.
 - State, read from the database on every scrape by :class:`DatabaseCollector`, so it is right
@@ -36,6 +37,7 @@ from .clock import Clock, SystemClock
 from .engine import Engine
 from .errors import BackendNotInstalled
 from .observers import BaseObserver
+from .schedules import JobRun
 from .schema import accounts, runs
 
 try:
@@ -131,6 +133,23 @@ class PlushifyMetrics(BaseObserver):
             ["pipeline"],
             registry=reg,
         )
+        self.schedule_runs = Counter(
+            "plushify_schedule_runs",
+            "Runs of built-in jobs by this process, by job and outcome (ok or error).",
+            ["job", "outcome"],
+            registry=reg,
+        )
+        self.schedule_items = Counter(
+            "plushify_schedule_items",
+            "Items built-in jobs handled (generations reaped or purged, reservations expired).",
+            ["job"],
+            registry=reg,
+        )
+
+    def schedule_ran(self, run: JobRun) -> None:
+        """Count a built-in job's run (a :class:`~plushify_core.schedules.Scheduler` listener)."""
+        self.schedule_runs.labels(run.name, "ok" if run.error is None else "error").inc()
+        self.schedule_items.labels(run.name).inc(run.items)
 
     def run_started(self, run: RunRecord) -> None:
         """Count the claim."""
@@ -317,6 +336,8 @@ def install_metrics(
         if metrics is None:
             metrics = _installed[id(reg)] = PlushifyMetrics(reg)
     engine.add_observer(metrics)
+    if not isinstance(target, Engine):
+        target.scheduler.add_listener(metrics.schedule_ran)
     return MetricsExporter(database=engine.db, registry=reg, clock=engine.clock)
 
 

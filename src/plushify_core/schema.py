@@ -2,8 +2,8 @@
 
 Tables: the credit ledger (``accounts``, ``reservations``, ``ledger_entries``), the plushie
 ``generations`` and their submits' ``idempotency_keys``, the durable engine's ``runs``,
-``steps`` and ``attempts``, and ``plushify_meta``, whose ``schema_version`` row (2) makes
-Plushify 0.1 refuse an upgraded database.
+``steps`` and ``attempts``, the built-in jobs' ``schedule_leases``, and ``plushify_meta``,
+whose ``schema_version`` row (2) makes Plushify 0.1 refuse an upgraded database.
 
 Schema versions are Alembic revisions (:mod:`plushify_core.migrations`, version table
 ``plushify_version``): a change to a table here needs a revision (see ``migrations/README.md``);
@@ -43,6 +43,7 @@ __all__ = [
     "metadata",
     "reservations",
     "runs",
+    "schedule_leases",
     "steps",
 ]
 
@@ -172,6 +173,21 @@ idempotency_keys = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Index("ix_idempotency_keys_expires", "expires_at"),
     Index("ix_idempotency_keys_generation", "generation_id"),
+)
+
+# --- built-in schedules ---------------------------------------------------------------------
+
+# One row per periodic job: the lease that lets exactly one process run it per period.
+schedule_leases = Table(
+    "schedule_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(128), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("next_run_at", UTCDateTime, nullable=False),
+    Column("last_run_at", UTCDateTime, nullable=True),
+    Column("last_items", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
 )
 
 # --- durable engine ---------------------------------------------------------------------

@@ -47,6 +47,18 @@ class Settings(BaseSettings):
         86400.0, gt=0, description="Seconds an idempotency key of a submit is remembered."
     )
 
+    schedules: bool = Field(
+        True, description="Runners run the built-in jobs: reap, expire reservations, retention."
+    )
+    schedule_tick: float = Field(15.0, gt=0, description="Seconds between checks for due jobs.")
+    reap_interval: float = Field(
+        60.0, gt=0, description="Seconds between reaps of stuck generations and reservations."
+    )
+    retention_interval: float = Field(3600.0, gt=0, description="Seconds between retention runs.")
+    retention_days: float = Field(
+        7.0, gt=0, description="Age in days after which failed/cancelled originals are deleted."
+    )
+
     fake_delay: float = Field(0.0, ge=0, description="FakeModel: seconds per model call.")
     fake_fail: str = Field("", description="FakeModel faults, e.g. 'generate:2,analyze:fatal'.")
 

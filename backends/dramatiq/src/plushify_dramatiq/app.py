@@ -79,4 +79,7 @@ def _runner_from_app(settings: Settings, options: DramatiqSettings) -> DramatiqR
         )
     # The app built its runner from the environment; the worker's runner uses ``options``.
     app.runner.stop()
-    return DramatiqRunner(app.engine, settings, options=options)
+    runner = DramatiqRunner(app.engine, settings, options=options)
+    if settings.schedules:
+        runner.use_scheduler(app.scheduler, settings.schedule_tick)
+    return runner

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import dramatiq
 from dramatiq.broker import Broker
 
+from plushify_core.schedules import Scheduler, ScheduleThread
+
 from .brokers import build_broker
 from .settings import DramatiqSettings
 
@@ -61,8 +63,14 @@ class DramatiqRunner:
         self.queue = self.options.queue
         self._actor: dramatiq.Actor[..., None] | None = None
         self._lock = threading.Lock()
+        #: The built-in jobs' thread, run by worker processes (:mod:`plushify_dramatiq.worker`).
+        self.schedules: ScheduleThread | None = None
         # Runs woken when a slot frees (by a finish anywhere, e.g. a cancel) are sent at once.
         engine.set_dispatcher(self._dispatch_woken)
+
+    def use_scheduler(self, scheduler: Scheduler, tick: float) -> None:
+        """Have worker processes run ``scheduler``'s due jobs every ``tick`` seconds."""
+        self.schedules = ScheduleThread(scheduler, tick)
 
     # --- Runner protocol ---------------------------------------------------------------
 

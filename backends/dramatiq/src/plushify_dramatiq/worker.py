@@ -1,9 +1,10 @@
 """The worker module: ``dramatiq plushify_dramatiq.worker`` (what ``plushify worker`` runs).
 
 Importing it builds the runner from the environment, declares one actor per pipeline, adds the
-periodic sweeper, sets up logs and metrics (:mod:`.observability`) and makes the runner's broker
-Dramatiq's global broker. Dramatiq imports it in each worker process after forking, so every
-process gets its own database connections.
+periodic sweeper and the built-in jobs (reap, expire, retention: :mod:`.schedules`), sets up logs
+and metrics (:mod:`.observability`) and makes the runner's broker Dramatiq's global broker.
+Dramatiq imports it in each worker process after forking, so every process gets its own
+database connections.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dramatiq.broker import Broker
 from .app import build_runner
 from .observability import observe_worker
 from .runner import DramatiqRunner
+from .schedules import ScheduleMiddleware
 from .sweeper import SweeperMiddleware
 
 __all__ = ["broker", "runner"]
@@ -22,6 +24,8 @@ __all__ = ["broker", "runner"]
 runner: DramatiqRunner = build_runner()
 if runner.options.sweep_interval > 0:
     runner.broker.add_middleware(SweeperMiddleware(runner.sweep, runner.options.sweep_interval))
+if runner.schedules is not None:
+    runner.broker.add_middleware(ScheduleMiddleware(runner.schedules))
 
 observe_worker(runner)
 
