@@ -58,13 +58,23 @@ def _dialect(conn: Connection) -> Any:
 # --- runs: submit, read -------------------------------------------------------------------
 
 
+_INSERT_RUN: dict[str, Any] = {}
+_RUN_BY_KEY = sa.select(runs).where(runs.c.idempotency_key == sa.bindparam("b_key"))
+
+
 def insert_run(conn: Connection, values: dict[str, Any]) -> RunRecord:
     """Insert a queued run unless its id or idempotency key exists; the stored run either way."""
-    # ON CONFLICT DO NOTHING: a duplicate never aborts the caller's transaction.
-    conn.execute(_dialect(conn).insert(runs).values(**values).on_conflict_do_nothing())
+    name = conn.dialect.name
+    if name not in _INSERT_RUN:
+        # ON CONFLICT DO NOTHING: a duplicate never aborts the caller's transaction.
+        _INSERT_RUN[name] = _dialect(conn).insert(runs).on_conflict_do_nothing()
+    conn.execute(_INSERT_RUN[name], values)
     key = values["idempotency_key"]
-    where = runs.c.idempotency_key == key if key is not None else runs.c.id == values["id"]
-    return RunRecord.from_row(conn.execute(sa.select(runs).where(where)).mappings().one())
+    if key is not None:
+        found = conn.execute(_RUN_BY_KEY, {"b_key": key})
+    else:
+        found = conn.execute(_SELECT_RUN, {"b_id": values["id"]})
+    return RunRecord.from_row(found.mappings().one())
 
 
 _SELECT_RUN = sa.select(runs).where(runs.c.id == sa.bindparam("b_id"))
@@ -194,28 +204,46 @@ def _claimable(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
+_CLAIM = (
+    sa.update(runs)
+    .where(
+        runs.c.id == sa.bindparam("b_id"),
+        sa.or_(
+            sa.and_(
+                runs.c.status == "queued",
+                sa.or_(
+                    runs.c.next_attempt_at.is_(None),
+                    runs.c.next_attempt_at <= sa.bindparam("b_now"),
+                ),
+            ),
+            sa.and_(
+                runs.c.status == "running",
+                sa.or_(
+                    runs.c.lease_expires_at.is_(None),
+                    runs.c.lease_expires_at <= sa.bindparam("b_now"),
+                ),
+            ),
+        ),
+    )
+    .values(
+        status="running",
+        lease_owner=sa.bindparam("b_token"),
+        lease_expires_at=sa.bindparam("b_expiry"),
+        attempts=runs.c.attempts + 1,
+        waiting_since=None,
+        started_at=sa.func.coalesce(runs.c.started_at, sa.bindparam("b_now")),
+        updated_at=sa.bindparam("b_now"),
+    )
+    .returning(*runs.c)
+)
+
+
 def claim(
     conn: Connection, run_id: str, now: datetime, token: str, expiry: datetime
 ) -> RunRecord | None:
     """Take the lease of a due (or abandoned) run, counting one attempt; ``None`` if not ours."""
-    row = (
-        conn.execute(
-            sa.update(runs)
-            .where(runs.c.id == run_id, _claimable(now))
-            .values(
-                status="running",
-                lease_owner=token,
-                lease_expires_at=expiry,
-                attempts=runs.c.attempts + 1,
-                waiting_since=None,
-                started_at=sa.func.coalesce(runs.c.started_at, now),
-                updated_at=now,
-            )
-            .returning(*runs.c)
-        )
-        .mappings()
-        .first()
-    )
+    params = {"b_id": run_id, "b_now": now, "b_token": token, "b_expiry": expiry}
+    row = conn.execute(_CLAIM, params).mappings().first()
     return None if row is None else RunRecord.from_row(row)
 
 
