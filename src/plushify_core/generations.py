@@ -140,14 +140,16 @@ def fetch_generation(conn: Connection, user_id: str, generation_id: str) -> Gene
         validate_id(generation_id)
     except ValueError:
         raise NotFound("No such generation.") from None
-    row = conn.execute(
-        sa.select(generations).where(
-            generations.c.id == generation_id, generations.c.user_id == user_id
-        )
-    ).one_or_none()
+    row = conn.execute(_OWN_GENERATION, {"id": generation_id, "user_id": user_id}).one_or_none()
     if row is None:
         raise NotFound("No such generation.")
     return _row_to_generation(row)
+
+
+# Every status poll runs this; built once, it skips SQLAlchemy's per-call statement building.
+_OWN_GENERATION = sa.select(generations).where(
+    generations.c.id == sa.bindparam("id"), generations.c.user_id == sa.bindparam("user_id")
+)
 
 
 def list_generations(
