@@ -13,9 +13,12 @@ from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from plushify_core import replay
+from plushify_core.database import transaction
 from plushify_core.engine.timeline import WAIT_LABELS, timeline
 from plushify_core.errors import InvalidState, NotFound, PlushifyError
 from plushify_core.replay import RunFilter, parse_age
+from plushify_core.run_stats import RUN_STATUSES as ALL_STATUSES
+from plushify_core.run_stats import RunQuery, count_by_status, newest_runs
 
 from .api import read_upload
 from .auth import admin_required
@@ -26,8 +29,13 @@ __all__ = ["RUN_STATUSES", "bp"]
 bp = Blueprint("runs", __name__, url_prefix="/admin/runs")
 """Routes under ``/admin/runs`` (admins only)."""
 
-RUN_STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
+RUN_STATUSES = list(ALL_STATUSES)
 """The statuses a run can have, for the filter."""
+
+PAGE_SIZE = 200
+"""Runs listed at most (the counts cover every matching run)."""
+
+_INDEX_FIELDS = ("status", "pipeline", "user", "error", "since", "until")
 
 
 def _get_run(run_id: str) -> Any:
@@ -46,26 +54,41 @@ def _payload_ids(run: Any) -> tuple[str | None, str | None]:
 @bp.get("")
 @admin_required
 def index() -> str:
-    """Runs, newest first, filtered by status, pipeline and user."""
-    engine = facade().engine
+    """Runs, newest first, filtered by status, pipeline, user, error text and time window.
+
+    The counts by status come from the database over every matching run, not the page shown.
+    """
+    app = facade()
+    engine = app.engine
     store = user_store()
     users = store.all()
     names = {u.id: u.username for u in users}
-    status = request.args.get("status") or None
-    pipeline = request.args.get("pipeline") or None
-    username = request.args.get("user") or None
+    args = {k: (request.args.get(k) or "").strip()[:200] for k in _INDEX_FIELDS}
+    status = args["status"] if args["status"] in RUN_STATUSES else ""
     user_id = None
-    if username:
-        user = store.by_name(username)
+    if args["user"]:
+        user = store.by_name(args["user"])
         user_id = user.id if user else "-"  # unknown user: an empty list, not every run
-    runs = engine.list_runs(
-        status=status if status in RUN_STATUSES else None,
-        pipeline=pipeline,
-        concurrency_key=user_id,
-        limit=200,
+    now = app.clock.now()
+    window: dict[str, Any] = {}
+    for name in ("since", "until"):
+        if args[name]:
+            try:
+                window[name] = now - parse_age(args[name])
+            except ValueError as exc:
+                flash(f"{name.capitalize()}: {exc}", "error")
+                args[name] = ""
+    query = RunQuery(
+        status=status or None,  # checked against RUN_STATUSES
+        pipeline=args["pipeline"] or None,
+        user_id=user_id,
+        error=args["error"] or None,
+        **window,
     )
+    with transaction(app.database, write=False) as conn:
+        runs = newest_runs(conn, query, limit=PAGE_SIZE)
+        counts = count_by_status(conn, query)
     pipelines = sorted({*getattr(engine, "pipelines", {}), *(r.pipeline for r in runs)})
-    counts = {s: sum(1 for r in runs if r.status == s) for s in RUN_STATUSES}
     return render_template(
         "runs.html",
         runs=runs,
@@ -74,7 +97,9 @@ def index() -> str:
         statuses=RUN_STATUSES,
         pipelines=pipelines,
         counts=counts,
-        selected={"status": status or "", "pipeline": pipeline or "", "user": username or ""},
+        total=sum(counts.values()),
+        page_size=PAGE_SIZE,
+        selected={**args, "status": status},
         user_of=lambda run: names.get(_payload_ids(run)[0] or "", _payload_ids(run)[0] or "-"),
     )
 
