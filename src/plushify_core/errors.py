@@ -24,6 +24,7 @@ __all__ = [
     "NotFound",
     "NotRetryable",
     "PlushifyError",
+    "Postpone",
     "ReservationClosed",
     "ReservationNotFound",
     "RetryAfter",
@@ -201,6 +202,21 @@ class RetryAfter(StepError):
 
     def __init__(self, seconds: float, message: str | None = None) -> None:
         super().__init__(message or f"retry after {seconds:g}s", retry_after=seconds)
+        self.seconds = seconds
+
+
+class Postpone(StepError):
+    """Run the step again after ``seconds`` without spending one of its attempts.
+
+    For waits that say nothing about the step's health: the model is at capacity, or it asked
+    to come back later (HTTP 429 with Retry-After). The caller bounds the wait (e.g. by the
+    generation's deadline); the engine postpones as often as it is told to.
+    """
+
+    code = "postponed"
+
+    def __init__(self, seconds: float, message: str | None = None) -> None:
+        super().__init__(message or f"come back after {seconds:g}s", retry_after=seconds)
         self.seconds = seconds
 
 

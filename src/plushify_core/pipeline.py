@@ -10,6 +10,7 @@ import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 from PIL import Image, UnidentifiedImageError
@@ -21,7 +22,14 @@ from . import generations as lifecycle
 from .clock import Clock
 from .database import transaction
 from .engine import Pipeline, RetryPolicy, RunContext
-from .errors import InvalidImage, ModelError, NonRetriableError, StorageError
+from .errors import (
+    InvalidImage,
+    ModelError,
+    NonRetriableError,
+    PlushifyError,
+    Postpone,
+    StorageError,
+)
 from .images import normalize_image
 from .ledger import CreditLedger
 from .model import Analysis, Model
@@ -44,6 +52,7 @@ _FRIENDLY = {
 }
 _FRIENDLY_DEFAULT = "Something went wrong while making your plushie. Please try again."
 _STOPPED = "The generation took too long and was stopped."
+_BUSY = "The model is busy right now. Please try again later."
 
 
 def _log_fields(payload: dict[str, Any]) -> dict[str, Any]:
@@ -189,19 +198,48 @@ class PlushiePipeline:
         """Ask the model what the photo shows (recorded on the generation with the result)."""
         # The original's key is durable now (recorded with the previous step): drop the upload.
         self.storage.delete(staging_key(user_id, gen_id))
-        return self.model.analyze(self.storage.get(original.key), original.content_type)
+        data = self.storage.get(original.key)
+        try:
+            return self.model.analyze(data, original.content_type)
+        except ModelError as exc:
+            raise self._come_back_later(gen_id, exc) from exc
 
     def generate_plushie(
         self, user_id: str, gen_id: str, original: OriginalImage, analysis: Analysis
     ) -> str:
         """Generate the plushie PNG and park it at a scratch key; returns that key."""
-        png = self.model.generate(
-            self.storage.get(original.key), original.content_type, build_prompt(analysis)
-        )
+        data = self.storage.get(original.key)
+        try:
+            png = self.model.generate(data, original.content_type, build_prompt(analysis))
+        except ModelError as exc:
+            raise self._come_back_later(gen_id, exc) from exc
         _check_png(png)
         key = scratch_key(user_id, gen_id)
         self.storage.put(key, png, "image/png")
         return key
+
+    def _come_back_later(self, gen_id: str, exc: ModelError) -> Exception:
+        """What a model error becomes: the model asked to come back later (429 Retry-After)
+        and the generation's deadline allows it, a wait that spends no attempt
+        (:class:`Postpone`); past the deadline a failure; anything else stays as it is."""
+        if not exc.retryable or exc.retry_after is None:
+            return exc
+        with transaction(self.database, write=False) as conn:
+            gen = lifecycle.generation_row(conn, gen_id)
+        deadline = None
+        if gen is not None and gen.reservation_id is not None:
+            try:
+                deadline = self.ledger.reservation(gen.reservation_id).expires_at
+            except PlushifyError:
+                deadline = None  # closed meanwhile: finalize refuses to charge anyway
+        due = self.clock.now() + timedelta(seconds=exc.retry_after)
+        if deadline is not None and due >= deadline:
+            return NonRetriableError(
+                f"The model asked to wait past the generation's deadline: {exc.message}",
+                code="model_busy",
+                user_message=_BUSY,
+            )
+        return Postpone(exc.retry_after, f"waiting for the model: {exc.message}")
 
     def upload_generated(self, user_id: str, gen_id: str, scratch: str) -> str:
         """Publish the PNG at its final key (recorded with the result); returns that key."""

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
 
-from ..errors import NonRetriableError, StepError, StepResultTooLarge
+from ..errors import NonRetriableError, Postpone, StepError, StepResultTooLarge
 from ..logs import log_context
 from . import run_sql
 from .definition import Pipeline, RetryPolicy
@@ -54,6 +54,10 @@ MAX_RESULT_BYTES = 64 * 1024
 """The largest step result the engine stores (JSON bytes)."""
 
 log = logging.getLogger("plushify_core.engine")
+
+#: How the error of an attempt that was postponed (:class:`Postpone`) starts: such attempts
+#: are kept in the history but do not count against the step's attempt budget.
+POSTPONED = "Postponed: "
 
 
 class Suspend(BaseException):
@@ -147,7 +151,7 @@ class RunContext:
         self._running: dict[str, AttemptRecord] = {}
         for a in history:
             self._numbers[a.step] = max(self._numbers.get(a.step, 0), a.number)
-            if a.round == run.round:
+            if a.round == run.round and not (a.error or "").startswith(POSTPONED):
                 self._this_round[a.step] = self._this_round.get(a.step, 0) + 1
             if a.outcome == "running":
                 self._running[a.step] = a
@@ -322,7 +326,11 @@ class RunContext:
                 raise FailRun(error)
         conn = self._renewed()
         if begin is not None:
-            begin(conn)
+            try:
+                self._unit.stage(begin)  # a refusing ``begin`` leaves nothing of its own
+            except Postpone as wait:
+                # Refused before it started (e.g. no model capacity): no attempt at all.
+                raise self._postponed(name, None, wait) from wait
         number = self._numbers.get(name, 0) + 1
         run_sql.start_attempt(
             conn,
@@ -396,6 +404,8 @@ class RunContext:
         started: float,
         exc: Exception,
     ) -> typing.NoReturn:
+        if isinstance(exc, Postpone):
+            raise self._postponed(name, number, exc) from exc
         seconds = time.monotonic() - started
         ms = int(seconds * 1000)
         now = self._rt.clock.now()
@@ -436,6 +446,33 @@ class RunContext:
         if decision.delay is None:
             raise FailRun(decision.error, decision.user_error) from exc
         raise RetryLater(decision.delay, decision.error) from exc
+
+    def _postponed(self, name: str, number: int | None, wait: Postpone) -> RetryLater:
+        """The step waits ``wait.seconds`` without spending an attempt; an attempt it started
+        (``number``) stays in the history, marked so it is not counted."""
+        now = self._rt.clock.now()
+        error = f"{POSTPONED}{wait.message}"
+        run_id = self.run_id
+        if number is not None:
+            retry_at = now + timedelta(seconds=wait.seconds)
+
+            def rows(conn: Connection) -> None:
+                run_sql.end_attempt(
+                    conn, run_id, name, number, "failed", now, error=error, retry_at=retry_at
+                )
+
+            self._unit.stage(rows)
+        log.info(
+            "step postponed",
+            extra={
+                "run_id": run_id,
+                "pipeline": self.run.pipeline,
+                "step": name,
+                "delay": wait.seconds,
+                "error": error,
+            },
+        )
+        return RetryLater(wait.seconds, error)
 
     @staticmethod
     def _summary(
