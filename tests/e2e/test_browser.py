@@ -8,6 +8,7 @@ test depends on timing.
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 
 from browser_support import BrowserErrors
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Page, Request, Route, expect
 
 from plushify_core.testing.fake_model import FakeModel
 from plushify_core.testing.images import photo
@@ -352,3 +353,44 @@ def test_client_side_checks_and_the_polling_timeout_message(
             expect(page.locator("#result")).to_contain_text("taking longer than usual")
         finally:
             fake.release()
+
+
+def test_an_upload_sent_again_after_a_lost_answer_starts_one_generation(
+    page: Page, live: LiveServer, tmp_path: Path, browser_errors: BrowserErrors
+) -> None:
+    """The server starts the generation but the answer is lost: sending again reuses the
+    upload's Idempotency-Key, so the second answer is the first generation, not a second one."""
+    site = live.site
+    user = site.user("ida", credits=2)  # enough for a second generation, were one started
+    browser_errors.allow(r"Failed to load resource|ERR_FAILED|net::")
+    chosen = photo_file(tmp_path, "coffee.jpg")
+    keys: list[str | None] = []
+    lost: list[str] = []
+
+    def lose_first_answer(route: Route) -> None:
+        key = route.request.header_value("Idempotency-Key")
+        keys.append(key)
+        if lost:
+            route.continue_()
+            return
+        # The same request reaches the server (Playwright cannot forward a multipart file, so
+        # the test sends it: same user, key and photo)... but the browser never hears back.
+        answer = site.app.test_client().post(
+            "/api/generations",
+            data={"image": (io.BytesIO(chosen.read_bytes()), chosen.name)},
+            headers={**site.token(user), "Idempotency-Key": key or ""},
+            content_type="multipart/form-data",
+        )
+        assert answer.status_code == 202
+        lost.append(answer.get_json()["generation_id"])
+        route.abort()
+
+    page.route("**/api/generations", lose_first_answer)
+    sign_in(page, live, "ida")
+    page.set_input_files("#file-input", str(chosen))
+    page.click("#submit-btn")
+    expect(page.locator("#file-error")).to_contain_text("reach the server", timeout=10_000)
+    page.click("#submit-btn")
+    expect(page.locator("#result")).not_to_have_attribute("data-state", "idle", timeout=20_000)
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    assert [g.id for g in site.plushify.list(user.id)] == lost
