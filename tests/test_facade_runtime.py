@@ -84,7 +84,7 @@ def test_cli_generate_grant_and_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 0, result.output
     assert out.read_bytes().startswith(b"\x89PNG")
     assert "subject:" in result.output and "finalize" in result.output
-    result = runner.invoke(main, ["credits", "grant", "zoe", "4"])
+    result = runner.invoke(main, ["credits", "grant", "--user-id", "zoe", "4"])
     assert result.exit_code == 0 and "zoe: 4 credits, 4 available" in result.output
     result = runner.invoke(main, ["runs", "--status", "completed"])
     assert result.exit_code == 0

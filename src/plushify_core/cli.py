@@ -24,6 +24,7 @@ from .ledger import CreditLedger
 from .migrations import CORE, SchemaHistory, head_revision, is_known
 from .replay import RunFilter, parse_age, retry_matching
 from .settings import Settings
+from .user_directory import load_user_directory, resolve_user
 
 __all__ = ["main"]
 
@@ -45,11 +46,6 @@ def _database(settings: Settings) -> SQLEngine:
     database = create_engine(settings.database_url)
     create_schema(database)
     return database
-
-
-def _ledger() -> CreditLedger:
-    settings = Settings()
-    return CreditLedger(_database(settings), max_in_flight=settings.max_in_flight)
 
 
 class _Commands(click.Group):
@@ -118,21 +114,40 @@ def credits() -> None:
     """Grant and inspect credits."""
 
 
+def _account(user: str, is_id: bool) -> tuple[CreditLedger, str]:
+    """The ledger and the user id for USER: a name in the installed user directory (the web
+    app's), or with ``--user-id`` the id itself. An unknown name is refused, never created."""
+    settings = Settings()
+    database = _database(settings)
+    user_id = resolve_user(load_user_directory(database), user, is_id=is_id)
+    return CreditLedger(database, max_in_flight=settings.max_in_flight), user_id
+
+
+_USER_ID_HELP = (
+    "USER is a library user id, used as it is (its account is created by a grant); "
+    "without it USER is looked up by name (or id) among the application's users."
+)
+
+
 @credits.command("grant")
 @click.argument("user")
 @click.argument("amount", type=click.IntRange(min=1))
 @click.option("--key", help="Idempotency key (default: a new one).")
-def credits_grant(user: str, amount: int, key: str | None) -> None:
-    """Give USER AMOUNT credits."""
-    balance = _ledger().grant(user, amount, key=key or f"cli-grant:{new_id()}")
+@click.option("--user-id", "is_id", is_flag=True, help=_USER_ID_HELP)
+def credits_grant(user: str, amount: int, key: str | None, is_id: bool) -> None:
+    """Give USER AMOUNT credits (USER: a username, or an id with --user-id)."""
+    ledger, user_id = _account(user, is_id)
+    balance = ledger.grant(user_id, amount, key=key or f"cli-grant:{new_id()}")
     click.echo(f"{user}: {balance.credits} credits, {balance.available} available")
 
 
 @credits.command("show")
 @click.argument("user")
-def credits_show(user: str) -> None:
-    """Show USER's balance."""
-    b = _ledger().balance(user)
+@click.option("--user-id", "is_id", is_flag=True, help=_USER_ID_HELP)
+def credits_show(user: str, is_id: bool) -> None:
+    """Show USER's balance (USER: a username, or an id with --user-id)."""
+    ledger, user_id = _account(user, is_id)
+    b = ledger.balance(user_id)
     click.echo(f"{user}: {b.credits} credits, {b.in_use} in use, {b.available} available")
 
 

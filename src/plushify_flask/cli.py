@@ -311,6 +311,22 @@ def create_user(name: str, password: str | None, credits: int | None, admin: boo
         click.echo(f"password: {chosen}")
 
 
+@users_group.command("list")
+def list_users() -> None:
+    """Every user: name, id, role and credits (total, in use, available)."""
+    store, ledger = _accounts()
+    everyone = store.all()
+    click.echo(f"{'name':<32} {'id':<32} {'role':<5} {'credits':>7} {'in use':>6} {'free':>5}")
+    for user in everyone:
+        b = ledger.balance(user.id)
+        role = "admin" if user.is_admin else "user"
+        click.echo(
+            f"{user.username:<32} {user.id:<32} {role:<5} {b.credits:>7} {b.in_use:>6}"
+            f" {b.available:>5}"
+        )
+    click.echo(f"{len(everyone)} user(s)")
+
+
 @users_group.command("token")
 @click.argument("name")
 @click.option(
