@@ -37,7 +37,7 @@ from .clock import Clock, SystemClock
 from .engine import Engine
 from .errors import BackendNotInstalled
 from .observers import BaseObserver
-from .schedules import JobRun
+from .schedules import JobRun, Scheduler
 from .schema import accounts, runs
 
 try:
@@ -68,6 +68,7 @@ __all__ = [
     "MetricsExporter",
     "MetricsSettings",
     "PlushifyMetrics",
+    "count_schedules",
     "install_metrics",
     "multiprocess_dir",
     "start_metrics_server",
@@ -322,6 +323,19 @@ _installed: dict[int, PlushifyMetrics] = {}
 _install_lock = threading.Lock()
 
 
+def _metrics(reg: CollectorRegistry) -> PlushifyMetrics:
+    with _install_lock:
+        metrics = _installed.get(id(reg))
+        if metrics is None:
+            metrics = _installed[id(reg)] = PlushifyMetrics(reg)
+        return metrics
+
+
+def count_schedules(scheduler: Scheduler, registry: CollectorRegistry | None = None) -> None:
+    """Count the built-in jobs ``scheduler`` runs (``plushify_schedule_runs_total``, ...)."""
+    scheduler.add_listener(_metrics(registry if registry is not None else REGISTRY).schedule_ran)
+
+
 def install_metrics(
     target: Plushify | Engine, registry: CollectorRegistry | None = None
 ) -> MetricsExporter:
@@ -331,13 +345,10 @@ def install_metrics(
     """
     engine = target if isinstance(target, Engine) else target.engine
     reg = registry if registry is not None else REGISTRY
-    with _install_lock:
-        metrics = _installed.get(id(reg))
-        if metrics is None:
-            metrics = _installed[id(reg)] = PlushifyMetrics(reg)
+    metrics = _metrics(reg)
     engine.add_observer(metrics)
     if not isinstance(target, Engine):
-        target.scheduler.add_listener(metrics.schedule_ran)
+        count_schedules(target.scheduler, reg)
     return MetricsExporter(database=engine.db, registry=reg, clock=engine.clock)
 
 

@@ -45,8 +45,15 @@ def observe_worker(runner: DramatiqRunner) -> bool:
         path = default_metrics_dir()
         path.mkdir(parents=True, exist_ok=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
-    from plushify_core.metrics import MetricsSettings, install_metrics, start_metrics_server
+    from plushify_core.metrics import (
+        MetricsSettings,
+        count_schedules,
+        install_metrics,
+        start_metrics_server,
+    )
 
     settings = MetricsSettings()
     exporter = install_metrics(runner.engine)
+    if runner.schedules is not None:
+        count_schedules(runner.schedules.scheduler)
     return start_metrics_server(exporter, settings.metrics_port, settings.metrics_addr)
