@@ -187,8 +187,10 @@ def test_retention_deletes_old_originals_of_failed_and_cancelled_generations(h: 
     assert gone.error  # what went wrong stays visible
     with pytest.raises(NotFound):
         h.app.image("ann", old_failed, "original")
-    with pytest.raises(NotRetryable):
+    with pytest.raises(NotRetryable) as refused:
         h.app.retry("ann", old_failed)
+    assert refused.value.code == "original_deleted"
+    assert h.app.balance("ann").in_use == 0  # the refused retry holds no credit
     assert h.app.get("ann", young_failed).original_key in keys
     assert h.app.get("ann", completed).original_key in keys
     h.app.delete("ann", old_failed)  # a purged generation can still be deleted

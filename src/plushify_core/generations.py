@@ -348,6 +348,14 @@ def retry(
         )
     ).rowcount
     if moved != 1:
+        step = conn.execute(
+            sa.select(generations.c.current_step).where(generations.c.id == gen.id)
+        ).scalar()
+        if step in (PURGING, PURGED):
+            raise NotRetryable(
+                "The photo of this failed generation was deleted after a while; upload it again.",
+                code="original_deleted",
+            )
         raise NotRetryable("Only failed generations can be retried.")
     engine.retry(gen.run_id, keep_steps=keep_steps, conn=conn)
 
