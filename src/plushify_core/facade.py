@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine as SQLEngine
 
 from . import generations as lifecycle
 from . import idempotency
+from .capacity import ModelCapacity
 from .clock import Clock, SystemClock
 from .database import create_engine, create_schema, transaction
 from .engine import Engine, RetryPolicy
@@ -25,7 +26,7 @@ from .ids import new_id, validate_user_id
 from .images import validate_image
 from .ledger import Balance, CreditLedger
 from .model import Model
-from .pipeline import PIPELINE_NAME, PlushiePipeline
+from .pipeline import MODEL_STEPS, PIPELINE_NAME, PlushiePipeline
 from .registry import load_model, load_runner
 from .runner import Runner
 from .schedules import Scheduler, plushify_jobs
@@ -74,6 +75,14 @@ class Plushify:
                 attempts=s.retry_attempts,
                 base_delay=s.retry_base_delay,
                 max_delay=s.retry_max_delay,
+            ),
+            capacity=ModelCapacity.of(
+                s.model,
+                MODEL_STEPS,
+                self.clock,
+                max_in_flight=s.model_max_in_flight,
+                per_minute=s.model_per_minute,
+                wait=s.model_capacity_wait,
             ),
         )
         self.engine.register(self.pipeline.definition())

@@ -10,7 +10,7 @@ import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from PIL import Image, UnidentifiedImageError
@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SQLEngine
 
 from . import generations as lifecycle
+from .capacity import BUSY, ModelCapacity
 from .clock import Clock
 from .database import transaction
 from .engine import Pipeline, RetryPolicy, RunContext
@@ -32,14 +33,17 @@ from .errors import (
 )
 from .images import normalize_image
 from .ledger import CreditLedger
+from .ledger_sql import reservation_row
 from .model import Analysis, Model
 from .prompt import build_prompt
 from .runs import RunRecord
 from .storage import BlobStore, generated_key, original_key, scratch_key, staging_key
 
-__all__ = ["PIPELINE_NAME", "OriginalImage", "PlushiePipeline"]
+__all__ = ["MODEL_STEPS", "PIPELINE_NAME", "OriginalImage", "PlushiePipeline"]
 
 PIPELINE_NAME = "generate-plushie"
+#: The steps that call the model (what model capacity counts).
+MODEL_STEPS = ("analyze-image", "generate-plushie")
 log = logging.getLogger(__name__)
 
 # What a user is told when a step fails for a reason whose text is not meant for them.
@@ -52,7 +56,6 @@ _FRIENDLY = {
 }
 _FRIENDLY_DEFAULT = "Something went wrong while making your plushie. Please try again."
 _STOPPED = "The generation took too long and was stopped."
-_BUSY = "The model is busy right now. Please try again later."
 
 
 def _log_fields(payload: dict[str, Any]) -> dict[str, Any]:
@@ -80,6 +83,8 @@ class PlushiePipeline:
     max_pixels: int | None = None
     max_in_flight: int = 5
     retry: RetryPolicy | None = None
+    #: Limits on model calls shared by every worker (``None``: unlimited).
+    capacity: ModelCapacity | None = None
 
     def definition(self) -> Pipeline:
         """The engine's view of this pipeline: steps, per-user concurrency and failure hooks."""
@@ -119,7 +124,7 @@ class PlushiePipeline:
             user_id,
             gen_id,
             original,
-            begin=self._shows(gen_id, "analyze-image"),
+            begin=self._calls_model(gen_id, "analyze-image"),
             record=lambda conn, a: self._records(
                 conn, gen_id, subject_type=a.subject_type, description=a.description
             ),
@@ -131,7 +136,7 @@ class PlushiePipeline:
             gen_id,
             original,
             analysis,
-            begin=self._shows(gen_id, "generate-plushie"),
+            begin=self._calls_model(gen_id, "generate-plushie"),
         )
         ctx.step(
             "upload-generated",
@@ -151,6 +156,27 @@ class PlushiePipeline:
             self._records(conn, gen_id, current_step=step)
 
         return begin
+
+    def _calls_model(self, gen_id: str, step: str) -> Callable[[Connection], None]:
+        """A ``begin`` writer for a step that calls the model: it waits for model capacity
+        (postponed, no attempt spent; never past the generation's deadline), then shows."""
+        shows = self._shows(gen_id, step)
+
+        def begin(conn: Connection) -> None:
+            if self.capacity is not None and self.capacity.limited:
+                self.capacity.admit(conn, self._deadline(conn, gen_id))
+            shows(conn)
+
+        return begin
+
+    @staticmethod
+    def _deadline(conn: Connection, gen_id: str) -> datetime | None:
+        """When the generation's held credit expires (and the reaper stops it)."""
+        gen = lifecycle.generation_row(conn, gen_id)
+        if gen is None or gen.reservation_id is None:
+            return None
+        row = reservation_row(conn, gen.reservation_id)
+        return None if row is None else row.expires_at
 
     def _records(self, conn: Connection, gen_id: str, **values: Any) -> None:
         if not lifecycle.progress(conn, gen_id, self.clock.now(), **values):
@@ -237,7 +263,7 @@ class PlushiePipeline:
             return NonRetriableError(
                 f"The model asked to wait past the generation's deadline: {exc.message}",
                 code="model_busy",
-                user_message=_BUSY,
+                user_message=BUSY,
             )
         return Postpone(exc.retry_after, f"waiting for the model: {exc.message}")
 

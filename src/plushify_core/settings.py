@@ -59,6 +59,18 @@ class Settings(BaseSettings):
         7.0, gt=0, description="Age in days after which failed/cancelled originals are deleted."
     )
 
+    model_max_in_flight: int | None = Field(
+        None, ge=1, description="Model calls at once across every worker (unset: no limit)."
+    )
+    model_per_minute: int | None = Field(
+        None,
+        ge=1,
+        description="Model calls started per minute across every worker (unset: no limit).",
+    )
+    model_capacity_wait: float = Field(
+        1.0, gt=0, description="Seconds a step waits before asking again for model capacity."
+    )
+
     fake_delay: float = Field(0.0, ge=0, description="FakeModel: seconds per model call.")
     fake_fail: str = Field("", description="FakeModel faults, e.g. 'generate:2,analyze:fatal'.")
 

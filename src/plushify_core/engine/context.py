@@ -35,7 +35,7 @@ from . import run_sql
 from .definition import Pipeline, RetryPolicy
 from .leases import Lease
 from .records import AttemptRecord, RunRecord, StepRecord
-from .retry import decide
+from .retry import decide, describe
 from .runtime import Runtime
 from .unit import Unit
 
@@ -331,6 +331,8 @@ class RunContext:
             except Postpone as wait:
                 # Refused before it started (e.g. no model capacity): no attempt at all.
                 raise self._postponed(name, None, wait) from wait
+            except NonRetriableError as refused:
+                raise FailRun(describe(refused), refused.user_message) from refused
         number = self._numbers.get(name, 0) + 1
         run_sql.start_attempt(
             conn,

@@ -37,6 +37,7 @@ __all__ = [
     "load_history",
     "lock_key",
     "matching_runs",
+    "model_calls",
     "owned",
     "renew",
     "request_cancel",
@@ -320,6 +321,34 @@ def lock_key(conn: Connection, key: str) -> None:
             sa.text("SELECT pg_advisory_xact_lock(:k)"),
             {"k": int.from_bytes(digest, "big", signed=True)},
         )
+
+
+def model_calls(
+    conn: Connection, steps: Iterable[str], now: datetime, since: datetime
+) -> tuple[int, int, datetime | None]:
+    """Calls of ``steps`` (attempts): in flight now, started since ``since``, and the oldest
+    of those (when the per-minute window frees a place).
+
+    In flight: a running attempt of a run whose lease is alive (a dead worker's attempt stops
+    counting when its lease expires).
+    """
+    names = list(steps)
+    in_flight = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(attempts.join(runs, runs.c.id == attempts.c.run_id))
+        .where(
+            attempts.c.step.in_(names),
+            attempts.c.outcome == "running",
+            runs.c.status == "running",
+            runs.c.lease_expires_at > now,
+        )
+    ).scalar_one()
+    recent, oldest = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(attempts.c.started_at)).where(
+            attempts.c.step.in_(names), attempts.c.started_at > since
+        )
+    ).one()
+    return int(in_flight), int(recent), oldest
 
 
 def count_running(conn: Connection, key: str, now: datetime, *, exclude: str) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
 import time
 from collections import Counter
@@ -143,8 +144,14 @@ class FakeModel:
         scope: Literal["image", "global"] = "image",
         sleep: Callable[[float], None] = time.sleep,
         hold_timeout: float = 30.0,
+        trace: str | None = None,
     ) -> None:
-        """Build from ``settings`` (fake_delay, fake_fail); keyword arguments override them."""
+        """Build from ``settings`` (fake_delay, fake_fail); keyword arguments override them.
+
+        ``trace`` names a file shared by processes where each call appends ``<time> +1`` when
+        it enters its delay and ``<time> -1`` when it leaves it (calls in flight, measured
+        by the model itself across worker processes; ``PLUSHIFY_FAKE_TRACE``).
+        """
         if faults is None:
             faults = settings.fake_fail if settings is not None else ""
         self.faults: dict[str, Fault] = (
@@ -154,6 +161,7 @@ class FakeModel:
         self.analysis = analysis
         self.scope = scope
         self.hold_timeout = hold_timeout
+        self.trace = trace
         self._sleep = sleep
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
@@ -164,7 +172,7 @@ class FakeModel:
     @classmethod
     def from_settings(cls, settings: Settings) -> FakeModel:
         """The ``fake`` entry point factory: delay and faults from ``settings``."""
-        return cls(settings)
+        return cls(settings, trace=os.environ.get("PLUSHIFY_FAKE_TRACE") or None)
 
     def __repr__(self) -> str:
         return f"FakeModel(faults={self.faults!r}, delay={self.delay!r})"
@@ -218,7 +226,9 @@ class FakeModel:
     def _enter(self, method: str, image: bytes, content_type: str, prompt: str | None) -> None:
         """Delay, wait at the gate, then raise the scripted fault for this call, if any."""
         if self.delay:
+            self._traced(1)
             self._sleep(self.delay)
+            self._traced(-1)
         if not self._gate.wait(self.hold_timeout):
             raise ModelError("The fake model was held too long.", retryable=True)
         digest = hashlib.sha256(image).hexdigest()
@@ -238,6 +248,12 @@ class FakeModel:
                 retryable=True,
                 retry_after=fault.retry_after,
             )
+
+    def _traced(self, change: int) -> None:
+        if self.trace:
+            # One small append per event: atomic between processes on a local file system.
+            with open(self.trace, "a", encoding="ascii") as out:
+                out.write(f"{time.time():.6f} {change:+d}\n")
 
     def analyze(self, image: bytes, content_type: str) -> Analysis:
         """Describe the photo deterministically from its pixels."""
