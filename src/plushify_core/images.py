@@ -75,6 +75,9 @@ _ROTATIONS: Final = frozenset(range(2, 9))
 _HUFFMAN_SEQUENTIAL: Final = frozenset({0xC0, 0xC1})
 # In entropy-coded data 0xFF is always followed by 0x00 (stuffing) or a restart marker.
 _MARKER_IN_SCAN: Final = re.compile(rb"\xff[^\x00\xd0-\xd7]")
+# Cameras write a few dozen segments before the scan; more than this takes the full decode.
+_MAX_HEADER_SEGMENTS: Final = 1024
+_NOT_A_SEGMENT: Final = frozenset({0xFF, 0x01, *range(0xD0, 0xDA)})  # fill, TEM, RSTn, SOI, EOI
 _UNSUPPORTED_MESSAGE: Final = "Unsupported file type: please upload a JPEG, PNG, WebP or GIF photo."
 
 
@@ -362,9 +365,11 @@ def _scan_start(data: bytes) -> int | None:
     """Where the scan data of a one-scan Huffman JPEG starts, if its first marker after the scan
     is the end of the image; ``None`` for any other layout (it takes the full decode)."""
     pos, end, components = 2, len(data), 0
-    while pos + 4 <= end:
+    for _ in range(_MAX_HEADER_SEGMENTS):
+        if pos + 4 > end:
+            return None
         marker = data[pos + 1]
-        if data[pos] != 0xFF or marker in (0xFF, 0x01, *range(0xD0, 0xDA)):
+        if data[pos] != 0xFF or marker in _NOT_A_SEGMENT:
             return None  # fill bytes or a standalone marker among the headers: unusual, decode
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker in _SOF_MARKERS:
