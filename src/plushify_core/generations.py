@@ -21,7 +21,8 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from .database import is_postgres
-from .engine import Engine
+from .engine import Engine, run_sql
+from .engine.context import POSTPONED
 from .errors import NonRetriableError, NotFound, NotRetryable, ReservationClosed
 from .ids import validate_id
 from .ledger import CreditLedger
@@ -90,6 +91,9 @@ class Generation(BaseModel):
     updated_at: datetime
     #: ``True`` when ``submit`` returned this earlier generation for a reused idempotency key.
     replayed: bool = False
+    #: ``"model"`` while a processing generation waits for the model (at capacity, or it asked
+    #: to come back later); the wait spends none of its attempts.
+    waiting: Literal["model"] | None = None
 
     @property
     def step_number(self) -> int | None:
@@ -110,6 +114,7 @@ class Generation(BaseModel):
             "plushie_image_url": plushie_image_url,
             "subject_type": self.subject_type,
             "error": self.error,
+            "waiting": self.waiting,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
@@ -143,7 +148,18 @@ def fetch_generation(conn: Connection, user_id: str, generation_id: str) -> Gene
     row = conn.execute(_OWN_GENERATION, {"id": generation_id, "user_id": user_id}).one_or_none()
     if row is None:
         raise NotFound("No such generation.")
-    return _row_to_generation(row)
+    return _with_waits(conn, [_row_to_generation(row)])[0]
+
+
+#: How the run's error reads while a step waits for the model (see ``capacity``/``pipeline``).
+WAITING_FOR_MODEL = f"{POSTPONED}waiting for the model"
+
+
+def _with_waits(conn: Connection, gens: list[Generation]) -> list[Generation]:
+    """Mark the processing generations whose run is postponed, waiting for the model."""
+    processing = [g.run_id for g in gens if g.status == "processing" and g.run_id]
+    waiting = run_sql.queued_with_error(conn, processing, WAITING_FOR_MODEL)
+    return [g.model_copy(update={"waiting": "model"}) if g.run_id in waiting else g for g in gens]
 
 
 # Every status poll runs this; built once, it skips SQLAlchemy's per-call statement building.
@@ -160,7 +176,7 @@ def list_generations(
     if before is not None:
         query = query.where(generations.c.created_at < before)
     query = query.order_by(generations.c.created_at.desc(), generations.c.id.desc()).limit(limit)
-    return [_row_to_generation(r) for r in conn.execute(query)]
+    return _with_waits(conn, [_row_to_generation(r) for r in conn.execute(query)])
 
 
 def insert_generation(

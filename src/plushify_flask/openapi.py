@@ -225,6 +225,7 @@ def _schemas() -> dict[str, Any]:
                 "plushie_image_url": text_or_null,
                 "subject_type": {"type": ["string", "null"], "enum": ["person", "pet", "other"]},
                 "error": text_or_null,
+                "waiting": {"type": ["string", "null"], "enum": ["model", None]},
                 "created_at": when,
                 "updated_at": when,
             },

@@ -26,6 +26,7 @@ __all__ = [
     "generation_json",
     "init_presenters",
     "iso",
+    "progress_label",
     "status_counts",
     "step_label",
 ]
@@ -51,6 +52,17 @@ def step_label(step: str | None) -> str:
     if not step or step not in STEP_LABELS:
         return "Waiting for a free worker…"
     return f"{STEP_LABELS[step]}… {STEP_ORDER.index(step) + 1}/{len(STEP_ORDER)}"
+
+
+WAITING_FOR_MODEL = "Waiting for the model…"
+"""What a processing generation says while it waits for the model (capacity or a 429)."""
+
+
+def progress_label(gen: Any) -> str:
+    """A processing generation's label: waiting for the model, or its step (``step_label``)."""
+    if getattr(gen, "waiting", None) == "model":
+        return WAITING_FOR_MODEL
+    return step_label(getattr(gen, "step", None))
 
 
 def iso(value: datetime | None) -> str | None:
@@ -214,6 +226,7 @@ def _run_took(run: Any) -> str:
 def init_presenters(app: Flask) -> None:
     """Template filters and the header's credits."""
     app.add_template_filter(step_label, "step_label")
+    app.add_template_filter(progress_label, "progress_label")
     app.add_template_filter(_ago_element, "ago")
     app.add_template_filter(iso, "iso")
     app.add_template_filter(_duration, "duration")

@@ -16,6 +16,7 @@ from plushify_core import replay
 from plushify_core.database import transaction
 from plushify_core.engine.timeline import WAIT_LABELS, timeline
 from plushify_core.errors import InvalidState, NotFound, PlushifyError
+from plushify_core.generations import WAITING_FOR_MODEL
 from plushify_core.replay import RunFilter, parse_age
 from plushify_core.run_stats import RUN_STATUSES as ALL_STATUSES
 from plushify_core.run_stats import RunQuery, count_by_status, newest_runs
@@ -101,6 +102,7 @@ def index() -> str:
         page_size=PAGE_SIZE,
         selected={**args, "status": status},
         user_of=lambda run: names.get(_payload_ids(run)[0] or "", _payload_ids(run)[0] or "-"),
+        waiting_prefix=WAITING_FOR_MODEL,
     )
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "matching_runs",
     "model_calls",
     "owned",
+    "queued_with_error",
     "renew",
     "request_cancel",
     "requeue",
@@ -349,6 +350,22 @@ def model_calls(
         )
     ).one()
     return int(in_flight), int(recent), oldest
+
+
+def queued_with_error(conn: Connection, run_ids: Iterable[str], prefix: str) -> set[str]:
+    """Which of ``run_ids`` are queued with an error starting with ``prefix`` (e.g. a step
+    postponed while it waits for the model)."""
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    found = conn.execute(
+        sa.select(runs.c.id).where(
+            runs.c.id.in_(ids),
+            runs.c.status == "queued",
+            runs.c.error.startswith(prefix, autoescape=True),
+        )
+    ).scalars()
+    return set(found)
 
 
 def count_running(conn: Connection, key: str, now: datetime, *, exclude: str) -> int:

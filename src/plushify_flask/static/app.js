@@ -35,6 +35,11 @@ function errorMessage(result, fallback) {
   return result.data?.error?.message || fallback;
 }
 
+// A processing generation's label: waiting for the model (capacity or a 429), or its step.
+function progressLabel(gen) {
+  return gen.waiting === "model" ? "Waiting for the model…" : stepLabel(gen.step);
+}
+
 function stepLabel(step) {
   const i = STEP_ORDER.indexOf(step);
   if (i < 0) return "Waiting for a free worker…";
@@ -376,7 +381,7 @@ function initGenerate() {
 
   function paintWorking(gen) {
     show("working");
-    document.getElementById("step-text").textContent = gen ? stepLabel(gen.step) : "Uploading your photo…";
+    document.getElementById("step-text").textContent = gen ? progressLabel(gen) : "Uploading your photo…";
     const i = gen ? STEP_ORDER.indexOf(gen.step) : -1;
     result.querySelectorAll(".progress span").forEach((bar, n) => {
       bar.classList.toggle("done", n < i);
@@ -434,7 +439,7 @@ function initGenerate() {
     }
     const li = trayItem(gen.id);
     li.dataset.status = gen.status;
-    li.querySelector("[data-step-text]").textContent = stepLabel(gen.step);
+    li.querySelector("[data-step-text]").textContent = progressLabel(gen);
   }
 
   function removeFromTray(id) {
@@ -615,7 +620,7 @@ function initGallery() {
       timeout: 30 * 60 * 1000,
       onUpdate(gen) {
         const label = card.querySelector("[data-step-text]");
-        if (label && gen.status === "processing") label.textContent = stepLabel(gen.step);
+        if (label && gen.status === "processing") label.textContent = progressLabel(gen);
       },
       async onDone(gen) {
         refreshCredits();
@@ -682,7 +687,7 @@ function initGeneration() {
       timeout: 30 * 60 * 1000,
       onUpdate(gen) {
         const label = root.querySelector("[data-step-text]");
-        if (label && gen.status === "processing") label.textContent = stepLabel(gen.step);
+        if (label && gen.status === "processing") label.textContent = progressLabel(gen);
       },
       onDone(gen) {
         if (!gen) window.location.href = root.dataset.gallery;
