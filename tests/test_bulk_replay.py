@@ -70,7 +70,7 @@ def test_retry_matching_retries_each_with_its_own_credit_and_reports_the_rest(
     assert [h.app.get("ann", g).status for g in ann] == ["failed"] * 3  # nothing changed
     assert h.app.balance("ann").in_use == 0
 
-    report = retry_matching(h.app, everything)
+    report = h.app.retry_matching(everything)  # the facade's method: the same function
 
     assert not report.dry_run and report.retried == preview.retried
     assert {s.run_id: s.code for s in report.skipped} == why

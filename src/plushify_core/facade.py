@@ -14,7 +14,7 @@ from typing import Literal
 from sqlalchemy.engine import Engine as SQLEngine
 
 from . import generations as lifecycle
-from . import idempotency
+from . import idempotency, replay
 from .capacity import ModelCapacity
 from .clock import Clock, SystemClock
 from .database import create_engine, create_schema, transaction
@@ -28,6 +28,7 @@ from .ledger import Balance, CreditLedger
 from .model import Model
 from .pipeline import MODEL_STEPS, PIPELINE_NAME, PlushiePipeline
 from .registry import load_model, load_runner
+from .replay import ReplayReport, RunFilter
 from .runner import Runner
 from .schedules import Scheduler, plushify_jobs
 from .settings import Settings
@@ -265,6 +266,15 @@ class Plushify:
             )
         self._dispatch(gen.run_id)
         return self.get(user_id, generation_id)
+
+    def retry_matching(self, runs: RunFilter, *, dry_run: bool = False) -> ReplayReport:
+        """Retry every failed run matching ``runs`` (bulk replay after an outage).
+
+        Each generation goes through :meth:`retry` (its own credit, the per-user limit); the
+        report lists the retried run ids and every other matching run with a code and reason.
+        ``dry_run`` changes nothing and says what would happen.
+        """
+        return replay.retry_matching(self, runs, dry_run=dry_run)
 
     def cancel(self, user_id: str, generation_id: str) -> Generation:
         """Stop a processing generation before its next step; its credit is released."""
