@@ -84,7 +84,8 @@ TRANSIENT = {
 def test_transient_fault_is_retried_and_charged_once(
     rig: Rig, gemini_server: FakeGeminiServer, fault: str
 ) -> None:
-    """One transient Gemini fault costs one more attempt of its step; the user pays once."""
+    """One transient Gemini fault costs one more attempt of its step (a Retry-After only
+    postpones it: kept in the history, not spent); the user pays once."""
     model, reply = TRANSIENT[fault]
     gemini_server.script(reply, model=model)
 
@@ -95,13 +96,16 @@ def test_transient_fault_is_retried_and_charged_once(
     assert done.status == "completed", done.error
     assert_settled(rig.app, USER, credits=2, charged=1)
     step = "generate-plushie" if model == IMAGE else "analyze-image"
+    spent = 1 if fault == "429-with-retry-after" else 2
     assert attempts(rig, gen.id) == {
         "upload-original": 1,
-        "analyze-image": 2 if step == "analyze-image" else 1,
-        "generate-plushie": 2 if step == "generate-plushie" else 1,
+        "analyze-image": spent if step == "analyze-image" else 1,
+        "generate-plushie": spent if step == "generate-plushie" else 1,
         "upload-generated": 1,
         "finalize": 1,
     }
+    history = rig.app.engine.get_run(gen.id).attempts_of(step)
+    assert [a.outcome for a in history] == ["failed", "completed"]
     assert requests_to(gemini_server, model) == 2
     assert sorted(rig.app.storage.keys()) == sorted([done.original_key, done.plushie_key])
     if fault == "429-with-retry-after":
