@@ -93,7 +93,8 @@ def test_generation_completes_and_charges_one_credit(
 def test_rate_limit_then_success_charges_once(
     plushify: Plushify, fake_gemini: FakeGeminiServer, photo: bytes
 ) -> None:
-    """A 429 on the image step is retried by the engine; the generation completes, charged once."""
+    """A 429 on the image step is retried by the engine without spending an attempt (the
+    model asked to come back later); the generation completes, charged once."""
     fake_gemini.script(
         Reply.error(429, status_name="RESOURCE_EXHAUSTED", retry_delay="0s"), model=IMAGE_MODEL
     )
@@ -105,8 +106,11 @@ def test_rate_limit_then_success_charges_once(
     assert plushify.balance(USER).credits == 2
     assert [e.kind for e in plushify.ledger.history(USER)].count("capture") == 1
     assert generation.run_id is not None
-    steps = {s.name: s for s in plushify.engine.get_run(generation.run_id).steps}
-    assert steps["generate-plushie"].attempts == 2
+    run = plushify.engine.get_run(generation.run_id)
+    steps = {s.name: s for s in run.steps}
+    assert steps["generate-plushie"].attempts == 1  # the 429 postponed the step, spent nothing
+    tries = [a for a in run.attempt_history if a.step == "generate-plushie"]
+    assert [a.outcome for a in tries] == ["failed", "completed"]
 
 
 def test_safety_block_fails_without_charge_and_with_the_readable_message(
