@@ -272,4 +272,7 @@ attempts = Table(
         "outcome IN ('running', 'completed', 'failed', 'interrupted', 'cancelled')",
         name="ck_attempts_outcome",
     ),
+    # Model capacity (capacity.py) counts calls in flight and calls started this minute.
+    Index("ix_attempts_outcome_step", "outcome", "step"),
+    Index("ix_attempts_step_started", "step", "started_at"),
 )
