@@ -214,5 +214,7 @@ def test_dashboard_retry_all_matching_confirms_the_count_then_retries(site: Site
     assert site.plushify.balance(ann.id).credits == 1
     assert site.plushify.get(bob.id, failed[2]).status == "failed"
 
+    window = client.get("/admin/runs/retry-matching?status=failed&since=1h&until=1h")
+    assert re.search(r'id="retry-count"><strong>0</strong>', window.get_data(as_text=True))
     bad = client.get("/admin/runs/retry-matching?since=soon", follow_redirects=True)
     assert "not a duration" in bad.get_data(as_text=True)

@@ -22,6 +22,7 @@ import anyio
 from .facade import ImageKind, Plushify
 from .generations import Generation
 from .ledger import Balance
+from .replay import ReplayReport, RunFilter
 from .settings import Settings
 
 __all__ = ["DEFAULT_THREADS", "FINISHED", "AsyncPlushify"]
@@ -109,6 +110,10 @@ class AsyncPlushify:
     async def retry(self, user_id: str, generation_id: str) -> Generation:
         """Run a failed generation again from its failed step."""
         return await self._call(partial(self.sync.retry, user_id, generation_id))
+
+    async def retry_matching(self, runs: RunFilter, *, dry_run: bool = False) -> ReplayReport:
+        """Retry every failed run matching ``runs``; the report says what was not, and why."""
+        return await self._call(partial(self.sync.retry_matching, runs, dry_run=dry_run))
 
     async def cancel(self, user_id: str, generation_id: str) -> Generation:
         """Stop a generation in progress; nothing is charged."""

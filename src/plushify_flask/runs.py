@@ -106,11 +106,12 @@ def index() -> str:
     )
 
 
-_REPLAY_FIELDS = ("status", "pipeline", "user", "error", "since")
+_REPLAY_FIELDS = ("status", "pipeline", "user", "error", "since", "until")
 
 
 def _replay_request(values: Any) -> tuple[RunFilter, dict[str, str]]:
-    """The bulk-replay filter from a form or query (``since`` like ``1h``; status ``failed``)."""
+    """The bulk-replay filter from a form or query (``since``/``until`` like ``1h``; status
+    ``failed`` by default)."""
     fields = {name: (values.get(name) or "").strip()[:200] for name in _REPLAY_FIELDS}
     fields = {name: value for name, value in fields.items() if value}
     status = fields.setdefault("status", "failed")
@@ -120,18 +121,19 @@ def _replay_request(values: Any) -> tuple[RunFilter, dict[str, str]]:
     if "user" in fields:
         user = user_store().by_name(fields["user"])
         user_id = user.id if user else "-"  # unknown user: nothing matches, not every run
-    since = None
-    if "since" in fields:
-        try:
-            since = facade().clock.now() - parse_age(fields["since"])
-        except ValueError as exc:
-            raise InvalidState(str(exc), code="invalid_filter") from exc
+    now = facade().clock.now()
+    try:
+        since = now - parse_age(fields["since"]) if "since" in fields else None
+        until = now - parse_age(fields["until"]) if "until" in fields else None
+    except ValueError as exc:
+        raise InvalidState(str(exc), code="invalid_filter") from exc
     runs = RunFilter(
         status=status,  # checked against RUN_STATUSES above
         pipeline=fields.get("pipeline"),
         error=fields.get("error"),
         user_id=user_id,
         since=since,
+        until=until,
     )
     return runs, fields
 
