@@ -111,6 +111,9 @@ def test_bad_images_are_400_invalid_image_with_the_reason(
     assert response.status_code == 400
     assert error_code(response) == "invalid_image"
     assert response.get_json()["error"]["reason"] == reason
+    # The decoder's own words (exception classes, library text) never reach the client.
+    message = response.get_json()["error"]["message"]
+    assert message.endswith(".") and "(" not in message and "Error" not in message
 
 
 def test_missing_or_extra_files_are_400(site: Site, auth: dict[str, str]) -> None:

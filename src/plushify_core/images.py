@@ -240,10 +240,10 @@ def _too_many(width: int, height: int, limit: int) -> InvalidImage:
 
 
 def _corrupt(detail: str = "") -> InvalidImage:
-    suffix = f" ({detail})" if detail else ""
-    return InvalidImage(
-        f"The image is damaged or incomplete and cannot be read{suffix}.", code="corrupt"
-    )
+    text = "The image is damaged or incomplete and cannot be read."
+    # The decoder's detail (an exception class) is for admins; users get the plain sentence.
+    message = f"{text[:-1]} ({detail})." if detail else text
+    return InvalidImage(message, code="corrupt", user_message=text)
 
 
 def _check_header(data: bytes, max_pixels: int | None) -> tuple[str, int]:
@@ -493,7 +493,9 @@ def _normalize(
         raise
     except Exception as e:
         raise InvalidImage(
-            f"The image could not be converted ({type(e).__name__}).", code="unsupported_type"
+            f"The image could not be converted ({type(e).__name__}).",
+            code="unsupported_type",
+            user_message="The image could not be converted.",
         ) from e
     finally:
         img.close()

@@ -61,9 +61,11 @@ _HTTP_CODES = {
 _TITLES = {
     400: "That request didn't look right",
     401: "Please sign in",
+    402: "Not enough credits",
     403: "Not for you, sorry",
     404: "Nothing here",
     405: "Not allowed",
+    409: "That can't be done right now",
     413: "That file is too big",
     429: "Slow down a little",
     500: "Something went wrong on our side",
@@ -143,14 +145,19 @@ def init_errors(app: Flask) -> None:
                 response.headers["Retry-After"] = "5"
                 return response
             return _page(503, _STORAGE_DOWN)
+        # Only text the error opted in for users is shown; the rest is logged for admins.
+        message = exc.user_message
+        if message is None:
+            app.logger.warning("%s answered with a generic message: %s", exc.code, exc.message)
+            message = _TITLES.get(status, "Something went wrong") + "."
         if isinstance(exc, InvalidImage):
             code = "too_large" if status == 413 else "invalid_image"
             if _wants_json():
-                return api_error(status, code, exc.message, reason=exc.code)
-            return _page(status, exc.message)
+                return api_error(status, code, message, reason=exc.code)
+            return _page(status, message)
         if _wants_json():
-            return api_error(status, exc.code, exc.message)
-        return _page(status, exc.message)
+            return api_error(status, exc.code, message)
+        return _page(status, message)
 
     def _unavailable(code: str, message: str, retry_after: int) -> Response | tuple[str, int]:
         if _wants_json():
