@@ -206,6 +206,9 @@ def test_generation_page_shows_both_images_history_and_download(site: Site) -> N
     for label in ("Photo received", "Analysing your photo", "Stitching your plushie"):
         assert label in page
     assert "Plushie ready — one credit charged" in page
+    # The analysis' own words, as the model recorded them on the generation.
+    described = site.plushify.get(user.id, gen.id).description
+    assert described and f"What the model saw: {escape(described)}</p>" in page
     assert f'href="/g/{gen.id}/download"' in page and ">Download<" in page
     assert "Save<" not in page
     gallery = client.get("/gallery").get_data(as_text=True)
