@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from .clock import Clock, SystemClock
 from .database import transaction
 from .ids import new_id
 from .ledger_sql import insert_ignore
+from .periodic import Periodic
 from .schema import schedule_leases
 
 if TYPE_CHECKING:
@@ -174,40 +174,13 @@ class Scheduler:
         return run
 
 
-class ScheduleThread:
+class ScheduleThread(Periodic):
     """A daemon thread calling :meth:`Scheduler.run_due` at start and every ``tick`` seconds."""
 
     def __init__(self, scheduler: Scheduler, tick: float) -> None:
-        if tick <= 0:
-            raise ValueError("tick must be positive")
+        super().__init__(scheduler.run_due, tick, name="plushify-schedules")
         self.scheduler = scheduler
         self.tick = tick
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start the thread (idempotent)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="plushify-schedules", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the thread, waiting up to ``timeout`` seconds for a job in progress."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                self.scheduler.run_due()
-            except Exception:  # the database may be down for a while; keep ticking
-                log.exception("schedules: checking for due jobs failed")
-            if self._stop.wait(self.tick):
-                return
 
 
 def plushify_jobs(app: Plushify) -> Sequence[Job]:

@@ -10,55 +10,35 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from dramatiq.middleware import Middleware
+
+from plushify_core.periodic import Periodic
 
 __all__ = ["Sweeper", "SweeperMiddleware"]
 
 logger = logging.getLogger(__name__)
 
 
-class Sweeper:
+class Sweeper(Periodic):
     """A daemon thread calling ``sweep()`` every ``interval`` seconds until stopped."""
 
     def __init__(self, sweep: Callable[[], int], interval: float) -> None:
-        if interval <= 0:
-            raise ValueError("interval must be positive")
-        self._sweep = sweep
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start the thread (idempotent)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="plushify-sweeper", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the thread and wait up to ``timeout`` seconds for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
         # A random first delay spreads the sweeps of many worker processes over the interval.
-        wait = random.uniform(0, self.interval)
-        while not self._stop.wait(wait):
-            wait = self.interval
-            try:
-                sent = self._sweep()
-            except Exception:  # the database or broker may be down for a while; keep sweeping
-                logger.exception("Sweep failed; trying again in %.1fs.", self.interval)
-                continue
-            if sent:
-                logger.info("Sweeper re-sent %d run(s).", sent)
+        super().__init__(
+            self._sweep_once,
+            interval,
+            name="plushify-sweeper",
+            first_delay=random.uniform(0, interval),
+        )
+        self._sweep = sweep
+
+    def _sweep_once(self) -> None:
+        sent = self._sweep()
+        if sent:
+            logger.info("Sweeper re-sent %d run(s).", sent)
 
 
 class SweeperMiddleware(Middleware):
