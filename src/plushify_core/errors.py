@@ -14,8 +14,10 @@ from __future__ import annotations
 __all__ = [
     "BackendNotInstalled",
     "ConfigurationError",
+    "Contention",
     "IdempotencyConflict",
     "InsufficientCredits",
+    "InvalidArgument",
     "InvalidIdempotencyKey",
     "InvalidImage",
     "InvalidState",
@@ -68,6 +70,21 @@ class ConfigurationError(PlushifyError):
     """Settings are missing or contradictory; raised at start-up, never mid-request."""
 
     code = "configuration_error"
+
+
+class InvalidArgument(PlushifyError, ValueError):
+    """A caller passed a value the API does not accept (a programming error, not user input).
+
+    Also a :class:`ValueError`, so code (and pydantic validators) catching that still work.
+    """
+
+    code = "invalid_argument"
+
+
+class Contention(PlushifyError, RuntimeError):
+    """An operation lost too many races with concurrent writers in a row; try it again."""
+
+    code = "contention"
 
 
 class BackendNotInstalled(ConfigurationError):
@@ -147,10 +164,11 @@ class InvalidIdempotencyKey(PlushifyError):
     public = True
 
 
-class ReservationNotFound(PlushifyError):
+class ReservationNotFound(NotFound):
     """No reservation has that id."""
 
     code = "reservation_not_found"
+    public = False  # its message names an internal id
 
 
 class ReservationClosed(PlushifyError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 
+from .errors import InvalidArgument
+
 __all__ = ["new_id", "validate_id", "validate_user_id"]
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -19,12 +21,12 @@ def new_id() -> str:
 def validate_id(value: str) -> str:
     """Return ``value`` if it is a well-formed id, else raise ``ValueError``."""
     if not isinstance(value, str) or not _ID.match(value):
-        raise ValueError(f"malformed id: {value!r}")
+        raise InvalidArgument(f"malformed id: {value!r}")
     return value
 
 
 def validate_user_id(value: str) -> str:
     """Return ``value`` if it is a safe user id (letters, digits, ``_.-``), else ``ValueError``."""
     if not isinstance(value, str) or not _USER_ID.match(value) or value in {".", ".."}:
-        raise ValueError(f"malformed user id: {value!r}")
+        raise InvalidArgument(f"malformed user id: {value!r}")
     return value

@@ -39,7 +39,7 @@ from typing import Final
 
 from PIL import Image, ImageCms, ImageOps
 
-from .errors import InvalidImage
+from .errors import InvalidArgument, InvalidImage
 
 __all__ = [
     "ACCEPTED_TYPES",
@@ -206,7 +206,7 @@ def set_decode_slots(count: int) -> None:
     """Let at most ``count`` full decodes run at once in this process (from now on)."""
     global _slots, _slots_size
     if count < 1:
-        raise ValueError("decode slots must be at least 1")
+        raise InvalidArgument("decode slots must be at least 1")
     with _slots_lock:
         _slots, _slots_size = threading.BoundedSemaphore(count), count
 

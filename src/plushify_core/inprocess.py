@@ -17,6 +17,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from .engine import Engine, Outcome
+from .errors import InvalidArgument, InvalidState
 from .schedules import Scheduler, ScheduleThread
 from .settings import Settings
 
@@ -52,7 +53,7 @@ class InProcessRunner:
         self.engine = engine
         self.workers = workers or (settings.workers if settings is not None else 4)
         if self.workers < 1:
-            raise ValueError("workers must be at least 1")
+            raise InvalidArgument("workers must be at least 1")
         self.sweep_interval = sweep_interval
         # Runs woken when a slot frees (by a finish anywhere, e.g. a cancel) come straight here.
         engine.set_dispatcher(self.dispatch)
@@ -78,7 +79,7 @@ class InProcessRunner:
         """Start the workers and the sweeper (which first recovers unfinished runs)."""
         with self._cond:
             if self._state != "new":
-                raise RuntimeError(f"runner is {self._state}; a runner starts once")
+                raise InvalidState(f"runner is {self._state}; a runner starts once")
             self._state = "running"
         for i in range(self.workers):
             self._spawn(self._work, f"plushify-worker-{i}")

@@ -22,8 +22,10 @@ from sqlalchemy.engine import Connection, Engine
 from .clock import Clock, SystemClock
 from .database import transaction
 from .errors import (
+    Contention,
     IdempotencyConflict,
     InsufficientCredits,
+    InvalidArgument,
     ReservationClosed,
     ReservationNotFound,
     TooManyInProgress,
@@ -72,7 +74,7 @@ class CreditLedger:
         default_ttl: timedelta | None = timedelta(hours=1),
     ) -> None:
         if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
+            raise InvalidArgument("max_in_flight must be at least 1")
         self.engine = engine
         self.max_in_flight = max_in_flight
         self.clock: Clock = clock or SystemClock()
@@ -158,7 +160,7 @@ class CreditLedger:
         now = self._now(now)
         ttl = ttl if ttl is not None else self.default_ttl
         if ttl is not None and ttl <= timedelta(0):
-            raise ValueError("ttl must be positive")
+            raise InvalidArgument("ttl must be positive")
         expires_at = now + ttl if ttl is not None else None
         fp = fingerprint("reserve", user_id, amount)
 
@@ -350,7 +352,7 @@ class CreditLedger:
         if now is None:
             return self.clock.now()
         if now.tzinfo is None:
-            raise ValueError("naive datetime given; pass a timezone-aware UTC datetime")
+            raise InvalidArgument("naive datetime given; pass a timezone-aware UTC datetime")
         return now
 
     def _run(self, conn: Connection | None, fn: Callable[[Connection], _T]) -> _T:
@@ -361,7 +363,7 @@ class CreditLedger:
                     return fn(c)
             except _Raced:
                 continue
-        raise RuntimeError(f"ledger operation lost {_ATTEMPTS} races in a row; giving up")
+        raise Contention(f"ledger operation lost {_ATTEMPTS} races in a row; giving up")
 
     @contextmanager
     def _transaction(self, conn: Connection | None) -> Iterator[Connection]:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
-from .errors import IdempotencyConflict, ReservationClosed
+from .errors import IdempotencyConflict, InvalidArgument, ReservationClosed
 from .ledger_models import Balance, EntryKind, Reservation
 from .schema import accounts, ledger_entries, reservations
 
@@ -133,14 +133,14 @@ def to_reservation(row: Row[Any], *, created: bool = False) -> Reservation:
 def check_text(value: str, what: str, limit: int) -> str:
     """``value`` if it is a non-empty string of at most ``limit`` characters, else ValueError."""
     if not isinstance(value, str) or not 0 < len(value) <= limit:
-        raise ValueError(f"{what} must be a string of 1 to {limit} characters")
+        raise InvalidArgument(f"{what} must be a string of 1 to {limit} characters")
     return value
 
 
 def check_amount(amount: int) -> None:
     """Raise ValueError unless ``amount`` is a positive int (booleans are not amounts)."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-        raise ValueError("amount must be a positive integer")
+        raise InvalidArgument("amount must be a positive integer")
 
 
 def append_entry(

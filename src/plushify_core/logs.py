@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TextIO
 
+from .errors import InvalidArgument
+
 __all__ = [
     "CONTEXT_FIELDS",
     "ContextFilter",
@@ -169,7 +171,7 @@ def setup_logging(
     """
     fmt = (fmt or os.environ.get("PLUSHIFY_LOG_FORMAT") or "text").lower()
     if fmt not in ("json", "text"):
-        raise ValueError(f"PLUSHIFY_LOG_FORMAT must be json or text, not {fmt!r}")
+        raise InvalidArgument(f"PLUSHIFY_LOG_FORMAT must be json or text, not {fmt!r}")
     level = level or os.environ.get("PLUSHIFY_LOG_LEVEL") or "INFO"
     formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
     root = logging.getLogger()

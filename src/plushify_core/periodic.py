@@ -10,6 +10,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from .errors import InvalidArgument
+
 __all__ = ["Periodic"]
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,7 @@ class Periodic:
         first_delay: float = 0.0,
     ) -> None:
         if interval <= 0:
-            raise ValueError("interval must be positive")
+            raise InvalidArgument("interval must be positive")
         self.fn = fn
         self.interval = interval
         self.name = name

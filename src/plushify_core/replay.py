@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from .database import transaction
 from .engine import run_sql
 from .engine.records import RunRecord, RunStatus
-from .errors import NotFound, PlushifyError
+from .errors import InvalidArgument, NotFound, PlushifyError
 from .generations import fetch_generation
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def parse_age(text: str) -> timedelta:
     """A duration such as ``"90s"``, ``"15m"``, ``"1h"``, ``"2d"`` or ``"1w"`` (else ValueError)."""
     match = _AGE.match(text)
     if match is None:
-        raise ValueError(f"{text!r} is not a duration like 30m, 1h or 2d")
+        raise InvalidArgument(f"{text!r} is not a duration like 30m, 1h or 2d")
     return timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
 
 

@@ -32,6 +32,8 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
+from .errors import InvalidArgument
+
 __all__ = [
     "UTCDateTime",
     "accounts",
@@ -58,7 +60,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given; Plushify stores timezone-aware UTC only")
+            raise InvalidArgument("naive datetime given; Plushify stores timezone-aware UTC only")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 

@@ -28,7 +28,7 @@ from fsspec import AbstractFileSystem  # type: ignore[import-untyped, unused-ign
 from fsspec.core import url_to_fs  # type: ignore[import-untyped, unused-ignore]
 from fsspec.implementations.local import LocalFileSystem  # type: ignore[import-untyped, unused-ignore]
 
-from .errors import PlushifyError, StorageError
+from .errors import InvalidArgument, PlushifyError, StorageError
 from .ids import validate_id, validate_user_id
 
 __all__ = [
@@ -65,7 +65,7 @@ def _key(kind: str, user_id: str, generation_id: str, ext: str) -> str:
     validate_user_id(user_id)
     validate_id(generation_id)
     if not isinstance(ext, str) or not _EXT.match(ext):
-        raise ValueError(f"malformed extension: {ext!r}")
+        raise InvalidArgument(f"malformed extension: {ext!r}")
     return f"{ROOT}/{kind}/{user_id}/{generation_id}.{ext}"
 
 
@@ -95,9 +95,9 @@ def check_key(key: str) -> str:
     Every store calls it: even keys not made by the builders may never climb out of the root.
     """
     if not isinstance(key, str) or not _KEY.match(key) or len(key) > 512:
-        raise ValueError(f"malformed storage key: {key!r}")
+        raise InvalidArgument(f"malformed storage key: {key!r}")
     if any(part in {".", ".."} for part in key.split("/")):
-        raise ValueError(f"malformed storage key: {key!r}")
+        raise InvalidArgument(f"malformed storage key: {key!r}")
     return key
 
 
@@ -413,7 +413,7 @@ class BlobStore:
         if not self._s3:
             return None
         if not 0 < expires <= MAX_URL_EXPIRY:
-            raise ValueError(f"expires must be between 1 and {MAX_URL_EXPIRY} seconds")
+            raise InvalidArgument(f"expires must be between 1 and {MAX_URL_EXPIRY} seconds")
         path = self._path(key)
         return str(self._call(key, lambda: self.fs.sign(path, expiration=int(expires))))
 

@@ -23,6 +23,8 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
+from plushify_core.errors import InvalidArgument
+
 from .auth import current_user_id
 from .errors import api_error
 from .extensions import user_store, web_settings
@@ -38,6 +40,7 @@ MAX_LIVE_TOKENS = 20
 """Live tokens one user may hold; more is refused (409 ``too_many_tokens``)."""
 
 _MAX_DAYS = 3650
+_DAYS_RULE = f"expires_in_days must be a whole number from 0 to {_MAX_DAYS}."
 
 
 def token_json(info: TokenInfo) -> dict[str, Any]:
@@ -57,9 +60,11 @@ def _days(raw: Any) -> int:
     try:
         days = int(raw)
     except (TypeError, ValueError):
-        raise ValueError(f"expires_in_days must be a whole number from 0 to {_MAX_DAYS}.") from None
+        raise InvalidArgument(
+            f"expires_in_days must be a whole number from 0 to {_MAX_DAYS}."
+        ) from None
     if not 0 <= days <= _MAX_DAYS:
-        raise ValueError(f"expires_in_days must be a whole number from 0 to {_MAX_DAYS}.")
+        raise InvalidArgument(_DAYS_RULE)
     return days
 
 

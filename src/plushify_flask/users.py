@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from plushify_core.clock import Clock, SystemClock, utcnow
 from plushify_core.database import transaction
+from plushify_core.errors import InvalidArgument
 from plushify_core.ids import new_id
 from plushify_core.schema import UTCDateTime
 
@@ -156,7 +157,7 @@ def normalise_username(name: str) -> str:
     """Lower-cased, trimmed username; ``ValueError`` unless 2 to 32 of ``a-z 0-9 _ . -``."""
     value = name.strip().lower()
     if not _USERNAME.match(value):
-        raise ValueError(
+        raise InvalidArgument(
             "Usernames are 2 to 32 characters: letters, digits, dots, dashes and underscores."
         )
     return value
@@ -231,7 +232,7 @@ class UserStore:
         """
         name = normalise_username(username)
         if len(password) < 8:
-            raise ValueError("Passwords need at least 8 characters.")
+            raise InvalidArgument("Passwords need at least 8 characters.")
         password_hash = self.hasher.hash(password)
         user = User(id=new_id(), username=name, is_admin=is_admin, created_at=utcnow())
         try:
@@ -284,7 +285,7 @@ class UserStore:
         """Replace a user's password and end their browser sessions (an old cookie must not
         outlive the password it was issued for)."""
         if len(password) < 8:
-            raise ValueError("Passwords need at least 8 characters.")
+            raise InvalidArgument("Passwords need at least 8 characters.")
         with transaction(self.engine) as conn:
             conn.execute(
                 sa.update(users)

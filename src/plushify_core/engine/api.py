@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine as SQLEngine
 
 from ..clock import Clock, SystemClock
 from ..database import transaction
-from ..errors import ConfigurationError, IdempotencyConflict, NotFound
+from ..errors import ConfigurationError, IdempotencyConflict, InvalidArgument, NotFound
 from ..ids import new_id
 from . import run_sql
 from .definition import Pipeline
@@ -163,7 +163,7 @@ class Engine:
         pipeline = self.pipeline(pipeline_name)
         encoded = json.dumps(payload, sort_keys=True)
         if len(encoded) > MAX_PAYLOAD_BYTES:
-            raise ValueError("run payloads are limited to 64 KiB: pass ids and storage keys")
+            raise InvalidArgument("run payloads are limited to 64 KiB: pass ids and storage keys")
         now = self.clock.now()
         values = {
             "id": run_id or new_id(),

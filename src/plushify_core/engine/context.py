@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
 
-from ..errors import NonRetriableError, Postpone, StepError, StepResultTooLarge
+from ..errors import InvalidArgument, NonRetriableError, Postpone, StepError, StepResultTooLarge
 from ..logs import log_context
 from . import run_sql
 from .definition import Pipeline, RetryPolicy
@@ -274,7 +274,7 @@ class RunContext:
 
     def _enter(self, name: str) -> int:
         if name in self._seen:
-            raise ValueError(f"step name {name!r} used twice in one run; step names are keys")
+            raise InvalidArgument(f"step name {name!r} used twice in one run; step names are keys")
         self._seen.append(name)
         return len(self._seen) - 1
 

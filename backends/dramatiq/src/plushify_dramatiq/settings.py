@@ -9,6 +9,8 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from plushify_core.errors import InvalidArgument
+
 __all__ = ["DramatiqSettings"]
 
 _SCHEMES = ("redis://", "rediss://", "unix://", "amqp://", "amqps://")
@@ -70,7 +72,7 @@ class DramatiqSettings(BaseSettings):
     @classmethod
     def _known_scheme(cls, url: str) -> str:
         if not url.startswith(_SCHEMES):
-            raise ValueError(f"broker_url must start with one of {', '.join(_SCHEMES)}")
+            raise InvalidArgument(f"broker_url must start with one of {', '.join(_SCHEMES)}")
         return url
 
     @property

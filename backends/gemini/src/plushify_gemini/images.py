@@ -7,6 +7,8 @@ import math
 
 from PIL import Image, UnidentifiedImageError
 
+from plushify_core.errors import InvalidArgument
+
 __all__ = ["SUPPORTED_ASPECT_RATIOS", "as_png", "image_size", "nearest_aspect_ratio"]
 
 SUPPORTED_ASPECT_RATIOS = (
@@ -28,7 +30,7 @@ def nearest_aspect_ratio(width: int, height: int) -> str:
     """The supported ratio closest to ``width:height`` (compared on a log scale, so 2:1 and 1:2
     are equally far from 1:1)."""
     if width <= 0 or height <= 0:
-        raise ValueError("image dimensions must be positive")
+        raise InvalidArgument("image dimensions must be positive")
     target = math.log(width / height)
 
     def distance(ratio: str) -> float:
@@ -49,7 +51,7 @@ def image_size(data: bytes) -> tuple[int, int]:
             img.load()
             return img.size
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as e:
-        raise ValueError(f"not a decodable image: {e}") from e
+        raise InvalidArgument(f"not a decodable image: {e}") from e
 
 
 def as_png(data: bytes) -> bytes:
@@ -69,4 +71,4 @@ def as_png(data: bytes) -> bytes:
             pixels.save(out, format="PNG")
             return out.getvalue()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as e:
-        raise ValueError(f"not a decodable image: {e}") from e
+        raise InvalidArgument(f"not a decodable image: {e}") from e

@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from plushify_core.errors import BackendNotInstalled
+
 from .checkpoint import read_state_dict
 from .decode import Bgr
 from .netpool import NetPool
@@ -180,7 +182,7 @@ def classifier_available() -> bool:
 def _load() -> cv2.dnn.Net:
     data = _onnx_bytes()
     if data is None:
-        raise RuntimeError("the ImageNet classifier is not installed")
+        raise BackendNotInstalled("the ImageNet classifier is not installed")
     return cv2.dnn.readNetFromONNX(np.frombuffer(data, np.uint8))
 
 

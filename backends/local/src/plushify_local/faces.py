@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from plushify_core.errors import BackendNotInstalled
+
 from .decode import Bgr
 from .detection import Box
 from .netpool import NetPool
@@ -64,7 +66,7 @@ def face_detector_available() -> bool:
 def _load() -> cv2.dnn.Net:
     path = FACE_DETECTOR.path
     if path is None:
-        raise RuntimeError("the face detector is not installed")
+        raise BackendNotInstalled("the face detector is not installed")
     return cv2.dnn.readNetFromTFLite(str(path))
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 from importlib.resources import files
 
+from plushify_core.errors import ConfigurationError
+
 __all__ = ["PET_CLASSES", "caption_phrase", "imagenet_labels", "is_pet"]
 
 # Domestic dogs (151-268), domestic cats (281-285), rabbits and hares (330-332), hamster (333),
@@ -29,7 +31,7 @@ def imagenet_labels() -> tuple[str, ...]:
     text = files("plushify_local").joinpath("data/imagenet_labels.txt").read_text("utf-8")
     labels = tuple(line.strip() for line in text.splitlines() if line.strip())
     if len(labels) != 1000:  # pragma: no cover - guards a damaged package
-        raise RuntimeError("imagenet_labels.txt must list 1000 classes")
+        raise ConfigurationError("imagenet_labels.txt must list 1000 classes")
     return labels
 
 
