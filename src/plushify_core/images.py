@@ -29,8 +29,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import re
-import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +38,7 @@ from typing import Final
 from PIL import Image, ImageCms, ImageOps
 
 from .errors import InvalidArgument, InvalidImage
+from .image_headers import header_size, jpeg_headers_decode, jpeg_scan_start, sniff_format
 
 __all__ = [
     "ACCEPTED_TYPES",
@@ -65,19 +64,7 @@ _FORMATS: Final = {
 }
 ACCEPTED_TYPES: Final = tuple(ct for ct, _, _ in _FORMATS.values())
 """Content types of the accepted upload formats (for ``accept=`` attributes and docs)."""
-_SOF_MARKERS: Final = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC)}) | {
-    0xCD,
-    0xCE,
-    0xCF,
-}
 _ROTATIONS: Final = frozenset(range(2, 9))
-# Baseline and extended sequential, Huffman-coded: the frames whose scan data libjpeg never refuses.
-_HUFFMAN_SEQUENTIAL: Final = frozenset({0xC0, 0xC1})
-# In entropy-coded data 0xFF is always followed by 0x00 (stuffing) or a restart marker.
-_MARKER_IN_SCAN: Final = re.compile(rb"\xff[^\x00\xd0-\xd7]")
-# Cameras write a few dozen segments before the scan; more than this takes the full decode.
-_MAX_HEADER_SEGMENTS: Final = 1024
-_NOT_A_SEGMENT: Final = frozenset({0xFF, 0x01, *range(0xD0, 0xDA)})  # fill, TEM, RSTn, SOI, EOI
 _UNSUPPORTED_MESSAGE: Final = "Unsupported file type: please upload a JPEG, PNG, WebP or GIF photo."
 
 
@@ -106,19 +93,6 @@ class NormalizedImage:
 # --- sniffing ----------------------------------------------------------------------------------
 
 
-def sniff_format(data: bytes) -> str | None:
-    """``"jpeg"``, ``"png"``, ``"webp"`` or ``"gif"`` from the magic bytes, else ``None``."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    return None
-
-
 def _unsupported_message(data: bytes) -> str:
     head = data[:256].lstrip().lower()
     if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"avif"):
@@ -133,66 +107,6 @@ def _unsupported_message(data: bytes) -> str:
         if head.startswith(marker):
             return f"This is {kind}, not a photo. " + _UNSUPPORTED_MESSAGE
     return _UNSUPPORTED_MESSAGE
-
-
-# --- header dimensions (read without decoding) ------------------------------------------------
-
-
-def _header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
-    """Width and height declared by the header, or ``None`` when they cannot be found."""
-    try:
-        if fmt == "png":
-            if data[12:16] != b"IHDR":
-                return None
-            w, h = struct.unpack(">II", data[16:24])
-            return int(w), int(h)
-        if fmt == "gif":
-            w, h = struct.unpack("<HH", data[6:10])
-            return int(w), int(h)
-        if fmt == "webp":
-            return _webp_size(data)
-        if fmt == "jpeg":
-            return _jpeg_size(data)
-    except (struct.error, IndexError):
-        return None
-    return None
-
-
-def _webp_size(data: bytes) -> tuple[int, int] | None:
-    chunk, body = data[12:16], data[20:]
-    if chunk == b"VP8 " and body[3:6] == b"\x9d\x01\x2a":
-        w, h = struct.unpack("<HH", body[6:10])
-        return w & 0x3FFF, h & 0x3FFF
-    if chunk == b"VP8L" and body[:1] == b"\x2f":
-        bits = int.from_bytes(body[1:5], "little")
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    if chunk == b"VP8X":
-        w = int.from_bytes(body[4:7], "little") + 1
-        h = int.from_bytes(body[7:10], "little") + 1
-        return w, h
-    return None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    pos, end = 2, len(data)
-    while pos + 4 <= end:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD8)):  # standalone markers
-            pos += 2
-            continue
-        if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header
-            return None
-        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
-        if marker in _SOF_MARKERS:
-            h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return int(w), int(h)
-        pos += 2 + length
-    return None
 
 
 # --- decode slots -----------------------------------------------------------------------------
@@ -254,7 +168,7 @@ def _check_header(data: bytes, max_pixels: int | None) -> tuple[str, int]:
     if fmt is None:
         raise InvalidImage(_unsupported_message(data), code="unsupported_type")
     limit = _pixel_limit(max_pixels)
-    declared = _header_size(data, fmt)
+    declared = header_size(data, fmt)
     if declared is not None:
         if declared[0] * declared[1] > limit:
             raise _too_many(*declared, limit)
@@ -339,9 +253,9 @@ def validate_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo
     image (a JPEG at 1/8 scale).
     """
     info = probe_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
-    start = _scan_start(data) if info.format == "jpeg" else None
+    start = jpeg_scan_start(data) if info.format == "jpeg" else None
     with _decode_slot():
-        if start is not None and _headers_decode(data, start):
+        if start is not None and jpeg_headers_decode(data, start):
             return info
         img, _ = _decode(data, max_pixels, reduced=True)
         img.close()
@@ -354,57 +268,11 @@ def jpeg_scan_complete(data: bytes) -> bool:
 
     Such a file fully decodes without error; :func:`validate_image` then skips the full decode.
     """
-    start = _scan_start(data)
+    start = jpeg_scan_start(data)
     if start is None:
         return False
     with _decode_slot():
-        return _headers_decode(data, start)
-
-
-def _scan_start(data: bytes) -> int | None:
-    """Where the scan data of a one-scan Huffman JPEG starts, if its first marker after the scan
-    is the end of the image; ``None`` for any other layout (it takes the full decode)."""
-    pos, end, components = 2, len(data), 0
-    for _ in range(_MAX_HEADER_SEGMENTS):
-        if pos + 4 > end:
-            return None
-        marker = data[pos + 1]
-        if data[pos] != 0xFF or marker in _NOT_A_SEGMENT:
-            return None  # fill bytes or a standalone marker among the headers: unusual, decode
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if marker in _SOF_MARKERS:
-            if components or marker not in _HUFFMAN_SEQUENTIAL or pos + 10 > end:
-                return None
-            components = data[pos + 9]
-        elif marker == 0xDA:
-            # A scan of fewer components than the frame means more scans follow.
-            if not components or pos + 5 > end or data[pos + 4] != components:
-                return None
-            start = pos + 2 + length
-            found = _MARKER_IN_SCAN.search(data, start)
-            if found is None or data[found.start() + 1] != 0xD9:
-                return None  # cut short, or another marker follows the scan
-            return start
-        if length < 2:
-            return None
-        pos += 2 + length
-    return None
-
-
-def _headers_decode(data: bytes, start: int) -> bool:
-    """Whether libjpeg decodes the headers and tables with an empty scan (at 1/8 scale).
-
-    libjpeg checks the frame, quantisation and Huffman tables and scan header before reading
-    any scan data; an empty scan only earns a warning. ``False`` sends the file to the full
-    decode, which gives the refusal its usual code.
-    """
-    try:
-        with Image.open(io.BytesIO(data[:start] + b"\xff\xd9"), formats=["JPEG"]) as img:
-            img.draft(img.mode, (1, 1))
-            img.load()
-    except Exception:  # Pillow signals bad headers with many exception types
-        return False
-    return True
+        return jpeg_headers_decode(data, start)
 
 
 # --- normalisation ----------------------------------------------------------------------------
