@@ -1,11 +1,8 @@
-"""Blob storage: the :class:`Storage` protocol, and its reference implementation over fsspec.
+"""Blob storage over fsspec: :class:`BlobStore`, the reference :class:`~.blobs.Storage`.
 
-:class:`BlobStore` serves ``file://``, ``memory://`` and ``s3://bucket/prefix``; any object with
-:class:`Storage`'s methods (a CDN's API, blobs in a database) can stand in for it, and proves it
-by passing :class:`plushify_core.testing.conformance_storage.StorageConformance`.
-
-Keys are relative, ``/``-separated paths built by the key builders below from validated ids, so
-no user input ever reaches a path. Vendor errors become :class:`~plushify_core.errors.StorageError`:
+It serves ``file://``, ``memory://`` and ``s3://bucket/prefix``. The key layout and the protocol
+live in :mod:`plushify_core.blobs` and are re-exported here. Vendor errors become
+:class:`~plushify_core.errors.StorageError`:
 retryable for transport failures (``storage_unavailable``); not retryable for ``blob_not_found``,
 ``storage_forbidden`` and configuration faults (``storage_bucket_missing``,
 ``storage_credentials``, ``storage_misconfigured``), which no retry could fix. ``file://``
@@ -17,21 +14,29 @@ writes are atomic (temporary file + rename), so a reader never sees half a blob.
 from __future__ import annotations
 
 import contextlib
-import mimetypes
 import os
-import re
 import tempfile
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, TypeVar
 
 from fsspec import AbstractFileSystem  # type: ignore[import-untyped, unused-ignore]
 from fsspec.core import url_to_fs  # type: ignore[import-untyped, unused-ignore]
 from fsspec.implementations.local import LocalFileSystem  # type: ignore[import-untyped, unused-ignore]
 
+from .blobs import (
+    ROOT,
+    Storage,
+    check_key,
+    generated_key,
+    guess_content_type,
+    original_key,
+    scratch_key,
+    staging_key,
+)
 from .errors import InvalidArgument, PlushifyError, StorageError
-from .ids import validate_id, validate_user_id
 
 __all__ = [
+    "ROOT",
     "BlobStore",
     "Storage",
     "check_key",
@@ -45,109 +50,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-_KEY = re.compile(r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*$")
-_EXT = re.compile(r"^[a-z0-9]{1,8}$")
-_CONTENT_TYPES = {
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "gif": "image/gif",
-}
-ROOT = "plushify"
 MAX_URL_EXPIRY = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
-
-
-# --- key layout ------------------------------------------------------------------------------
-
-
-def _key(kind: str, user_id: str, generation_id: str, ext: str) -> str:
-    validate_user_id(user_id)
-    validate_id(generation_id)
-    if not isinstance(ext, str) or not _EXT.match(ext):
-        raise InvalidArgument(f"malformed extension: {ext!r}")
-    return f"{ROOT}/{kind}/{user_id}/{generation_id}.{ext}"
-
-
-def original_key(user_id: str, generation_id: str, ext: str) -> str:
-    """``plushify/originals/{user_id}/{generation_id}.{ext}``; ``ValueError`` for bad ids."""
-    return _key("originals", user_id, generation_id, ext)
-
-
-def generated_key(user_id: str, generation_id: str) -> str:
-    """``plushify/generated/{user_id}/{generation_id}.png``; ``ValueError`` for bad ids."""
-    return _key("generated", user_id, generation_id, "png")
-
-
-def staging_key(user_id: str, generation_id: str, ext: str = "bin") -> str:
-    """``plushify/staging/{user_id}/{generation_id}.{ext}``: the raw upload before normalising."""
-    return _key("staging", user_id, generation_id, ext)
-
-
-def scratch_key(user_id: str, generation_id: str) -> str:
-    """``plushify/scratch/{user_id}/{generation_id}.png``: a generated image not yet published."""
-    return _key("scratch", user_id, generation_id, "png")
-
-
-def check_key(key: str) -> str:
-    """``key`` if it is a relative ``/``-path of safe characters; ``ValueError`` otherwise.
-
-    Every store calls it: even keys not made by the builders may never climb out of the root.
-    """
-    if not isinstance(key, str) or not _KEY.match(key) or len(key) > 512:
-        raise InvalidArgument(f"malformed storage key: {key!r}")
-    if any(part in {".", ".."} for part in key.split("/")):
-        raise InvalidArgument(f"malformed storage key: {key!r}")
-    return key
-
-
-def guess_content_type(key: str) -> str:
-    """The content type a key's extension implies (``application/octet-stream`` if none)."""
-    ext = key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else ""
-    if ext in _CONTENT_TYPES:
-        return _CONTENT_TYPES[ext]
-    guessed, _ = mimetypes.guess_type(key)
-    return guessed or "application/octet-stream"
-
-
-# --- the protocol ----------------------------------------------------------------------------
-
-
-@runtime_checkable
-class Storage(Protocol):
-    """What the pipeline and the facade need of a blob store.
-
-    Keys are checked with :func:`check_key`. Failures raise
-    :class:`~plushify_core.errors.StorageError`: ``blob_not_found`` (not retryable) for a missing
-    key, a retryable error for transport faults. ``delete`` of a missing key is not an error.
-    """
-
-    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        """Store ``data`` at ``key``, replacing what was there; readers never see half a blob."""
-
-    def get(self, key: str) -> bytes:
-        """The bytes at ``key``."""
-
-    def delete(self, key: str) -> None:
-        """Remove ``key``; idempotent."""
-
-    def exists(self, key: str) -> bool:
-        """Whether a blob is stored at ``key``."""
-
-    def copy(self, src: str, dst: str) -> None:
-        """Copy the blob at ``src`` to ``dst`` with its content type."""
-
-    def content_type(self, key: str) -> str:
-        """The content type recorded for ``key`` (or derived from its extension)."""
-
-    def size(self, key: str) -> int:
-        """The blob's size in bytes."""
-
-    def url(self, key: str, expires: int = 3600) -> str | None:
-        """A URL a browser may fetch the blob from for ``expires`` seconds, or ``None``."""
-
-    def keys(self, prefix: str = ROOT) -> list[str]:
-        """Every key under ``prefix``, sorted."""
 
 
 # --- configuration ---------------------------------------------------------------------------

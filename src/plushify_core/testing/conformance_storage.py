@@ -17,9 +17,9 @@ import threading
 
 import pytest
 
+from ..blobs import ROOT, Storage
 from ..errors import StorageError
 from ..ids import new_id
-from ..storage import ROOT, Storage
 
 __all__ = ["StorageConformance"]
 

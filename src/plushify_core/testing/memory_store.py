@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 
+from ..blobs import ROOT, check_key, guess_content_type
 from ..errors import StorageError
-from ..storage import ROOT, check_key, guess_content_type
 
 __all__ = ["MemoryStore"]
 
