@@ -20,8 +20,8 @@ from sqlalchemy.exc import IntegrityError
 
 from plushify_core.database import transaction
 
+from .tables import known_addresses
 from .throttle import AttemptLog, SlowDown
-from .users import known_addresses
 
 __all__ = ["LoginGuard"]
 

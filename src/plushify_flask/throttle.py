@@ -29,7 +29,7 @@ from plushify_core.clock import Clock
 from plushify_core.database import transaction
 from plushify_core.ids import new_id
 
-from .users import known_addresses, throttle_events
+from .tables import known_addresses, throttle_events
 
 __all__ = ["AttemptLog", "SlowDown", "Window"]
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from plushify_core.migrations import SchemaHistory
 
-from ..users import metadata
+from ..tables import metadata
 
 __all__ = ["BASELINE", "WEB_SCHEMA"]
 
@@ -42,4 +42,4 @@ WEB_SCHEMA = SchemaHistory(
     legacy=_legacy,
     adopt=_adopt,
 )
-"""The web app's tables (``plushify_flask.users.metadata``)."""
+"""The web app's tables (``plushify_flask.tables.metadata``)."""
