@@ -4,6 +4,8 @@ Modules, one per concept (none imports a module listed after it):
 
 - ``definition``: what a pipeline is (:class:`Pipeline`, :class:`RetryPolicy`); a leaf.
 - ``records``: runs, steps and attempts as read-only records.
+- ``signals``: how the engine unwinds a pipeline function (retry later, fail, cancel).
+- ``results``: step results as stored JSON (adapters from return annotations, the size cap).
 - ``run_sql``: every SQL statement on runs, steps and attempts.
 - ``unit``: a unit of work (one transaction shared by several decisions, after-commit actions).
 - ``observers``: what metrics and tracing code hears about runs.

@@ -16,9 +16,6 @@ the pipeline function with :class:`Suspend`, a ``BaseException``, so that a pipe
 
 from __future__ import annotations
 
-import functools
-import inspect
-import json
 import logging
 import time
 import typing
@@ -29,14 +26,16 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
 
-from ..errors import InvalidArgument, NonRetriableError, Postpone, StepError, StepResultTooLarge
+from ..errors import InvalidArgument, NonRetriableError, Postpone, StepError
 from ..logs import log_context
 from . import run_sql
 from .definition import Pipeline, RetryPolicy
 from .leases import Lease
 from .records import AttemptRecord, RunRecord, StepRecord
+from .results import MAX_RESULT_BYTES, adapter_for, encode_result
 from .retry import decide, describe
 from .runtime import Runtime
+from .signals import Cancelled, FailRun, LeaseLost, RetryLater, Suspend
 from .unit import Unit
 
 __all__ = [
@@ -50,80 +49,12 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-MAX_RESULT_BYTES = 64 * 1024
-"""The largest step result the engine stores (JSON bytes)."""
 
 log = logging.getLogger("plushify_core.engine")
 
 #: How the error of an attempt that was postponed (:class:`Postpone`) starts: such attempts
 #: are kept in the history but do not count against the step's attempt budget.
 POSTPONED = "Postponed: "
-
-
-class Suspend(BaseException):
-    """Stops the pipeline function; the engine decides what happens to the run."""
-
-
-class RetryLater(Suspend):
-    """A step failed and has attempts left: run again after ``delay`` seconds."""
-
-    def __init__(self, delay: float, error: str) -> None:
-        super().__init__(error)
-        self.delay, self.error = delay, error
-
-
-class FailRun(Suspend):
-    """A step failed for good: the run fails with ``error`` (``user_error`` may be shown)."""
-
-    def __init__(self, error: str, user_error: str | None = None) -> None:
-        super().__init__(error)
-        self.error, self.user_error = error, user_error
-
-
-class Cancelled(Suspend):
-    """Cancellation was requested: stop before the next step."""
-
-
-class LeaseLost(Suspend):
-    """Another execution owns the run now (or it was failed): record nothing more."""
-
-
-@functools.lru_cache(maxsize=1024)
-def _return_type_of(target: Any) -> Any:
-    try:
-        return typing.get_type_hints(target).get("return", Any)
-    except Exception:
-        # Unresolvable annotations (e.g. a class local to a function): replay plain JSON.
-        return Any
-
-
-def _return_type(fn: Callable[..., Any]) -> Any:
-    target: Any = fn
-    while isinstance(target, functools.partial):
-        target = target.func
-    if isinstance(target, type):
-        return target
-    target = getattr(target, "__func__", target)  # a bound method: its function
-    if not inspect.isroutine(target):
-        target = type(target).__call__
-    try:
-        return _return_type_of(target)
-    except TypeError:  # unhashable
-        return Any
-
-
-@functools.lru_cache(maxsize=1024)
-def _cached_adapter(tp: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(tp)
-
-
-def adapter_for(fn: Callable[..., Any]) -> TypeAdapter[Any]:
-    """The TypeAdapter that serialises and re-validates ``fn``'s results."""
-    tp = _return_type(fn)
-    try:
-        return _cached_adapter(tp)
-    except TypeError:  # an unhashable annotation
-        return TypeAdapter(tp)
 
 
 class RunContext:
@@ -503,16 +434,4 @@ class RunContext:
         }
 
     def _encode(self, name: str, adapter: TypeAdapter[Any], value: Any) -> Any:
-        try:
-            data = adapter.dump_json(value)
-        except Exception as exc:
-            raise NonRetriableError(
-                f"step {name!r} returned a value that is not JSON: {exc}"
-            ) from exc
-        if len(data) > self._max_result_bytes:
-            raise StepResultTooLarge(
-                f"step {name!r} returned {len(data)} bytes of JSON; step results are limited to "
-                f"{self._max_result_bytes // 1024} KiB. Store large data (images, files) in blob "
-                "storage and return its key instead."
-            )
-        return json.loads(data)
+        return encode_result(name, adapter, value, self._max_result_bytes)

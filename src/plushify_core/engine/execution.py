@@ -16,13 +16,14 @@ from typing import Literal
 
 from ..logs import log_context
 from . import run_sql
-from .context import Cancelled, FailRun, LeaseLost, RetryLater, RunContext
+from .context import RunContext
 from .definition import Pipeline
 from .finish import finish_run, resume_hook
 from .leases import Lease, check_slot, release_slot
 from .records import RunRecord
 from .retry import describe
 from .runtime import Runtime
+from .signals import Cancelled, FailRun, LeaseLost, RetryLater
 from .unit import Unit
 
 __all__ = ["Outcome", "OutcomeStatus", "execute"]
