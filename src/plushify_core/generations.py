@@ -136,6 +136,8 @@ def _row_to_generation(row: sa.Row[Any]) -> Generation:
         error=m["error"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        # Only reads that select ``_WAITING`` can tell; a finished run never waits.
+        waiting="model" if m.get("waits") and m["status"] == "processing" else None,
     )
 
 
@@ -148,22 +150,19 @@ def fetch_generation(conn: Connection, user_id: str, generation_id: str) -> Gene
     row = conn.execute(_OWN_GENERATION, {"id": generation_id, "user_id": user_id}).one_or_none()
     if row is None:
         raise NotFound("No such generation.")
-    return _with_waits(conn, [_row_to_generation(row)])[0]
+    return _row_to_generation(row)
 
 
 #: How the run's error reads while a step waits for the model (see ``capacity``/``pipeline``).
 WAITING_FOR_MODEL = f"{POSTPONED}waiting for the model"
 
 
-def _with_waits(conn: Connection, gens: list[Generation]) -> list[Generation]:
-    """Mark the processing generations whose run is postponed, waiting for the model."""
-    processing = [g.run_id for g in gens if g.status == "processing" and g.run_id]
-    waiting = run_sql.queued_with_error(conn, processing, WAITING_FOR_MODEL)
-    return [g.model_copy(update={"waiting": "model"}) if g.run_id in waiting else g for g in gens]
+# Read beside each generation (one query): whether its run waits for the model.
+_WAITING = run_sql.queued_with_error(generations.c.run_id, WAITING_FOR_MODEL).label("waits")
 
 
 # Every status poll runs this; built once, it skips SQLAlchemy's per-call statement building.
-_OWN_GENERATION = sa.select(generations).where(
+_OWN_GENERATION = sa.select(generations, _WAITING).where(
     generations.c.id == sa.bindparam("id"), generations.c.user_id == sa.bindparam("user_id")
 )
 
@@ -172,11 +171,11 @@ def list_generations(
     conn: Connection, user_id: str, *, limit: int = 50, before: datetime | None = None
 ) -> list[Generation]:
     """The user's generations, newest first, every status."""
-    query = sa.select(generations).where(generations.c.user_id == user_id)
+    query = sa.select(generations, _WAITING).where(generations.c.user_id == user_id)
     if before is not None:
         query = query.where(generations.c.created_at < before)
     query = query.order_by(generations.c.created_at.desc(), generations.c.id.desc()).limit(limit)
-    return _with_waits(conn, [_row_to_generation(r) for r in conn.execute(query)])
+    return [_row_to_generation(r) for r in conn.execute(query)]
 
 
 def insert_generation(

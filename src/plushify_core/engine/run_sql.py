@@ -352,20 +352,18 @@ def model_calls(
     return int(in_flight), int(recent), oldest
 
 
-def queued_with_error(conn: Connection, run_ids: Iterable[str], prefix: str) -> set[str]:
-    """Which of ``run_ids`` are queued with an error starting with ``prefix`` (e.g. a step
-    postponed while it waits for the model)."""
-    ids = list(run_ids)
-    if not ids:
-        return set()
-    found = conn.execute(
-        sa.select(runs.c.id).where(
-            runs.c.id.in_(ids),
+def queued_with_error(run_id: sa.ColumnElement[Any], prefix: str) -> sa.ColumnElement[bool]:
+    """Whether the run ``run_id`` is queued with an error starting with ``prefix`` (e.g. a step
+    postponed while it waits for the model): a column to select beside another table's rows."""
+    return (
+        sa.select(runs.c.id)
+        .where(
+            runs.c.id == run_id,
             runs.c.status == "queued",
             runs.c.error.startswith(prefix, autoescape=True),
         )
-    ).scalars()
-    return set(found)
+        .exists()
+    )
 
 
 def count_running(conn: Connection, key: str, now: datetime, *, exclude: str) -> int:
