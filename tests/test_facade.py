@@ -16,6 +16,7 @@ from plushify_core.errors import (
     InvalidState,
     NotFound,
     NotRetryable,
+    StorageError,
     TooManyInProgress,
 )
 from plushify_core.generations import STEPS, progress
@@ -252,9 +253,9 @@ def test_storage_failure_at_submit_leaves_nothing(database_url: str, tmp_path: o
     (blocked / "plushify").write_text("a file where a directory must go")
     h = make_harness(database_url, storage_url=blocked.as_uri())
     h.app.ledger.grant("lee", 1, key="g")
-    with pytest.raises(Exception) as info:
+    with pytest.raises(StorageError) as info:
         h.app.submit("lee", photo(seed=11))
-    assert getattr(info.value, "code", None) is not None
+    assert info.value.code == "storage_unavailable"
     assert h.app.list("lee") == [] and h.app.engine.list_runs() == []
     b = h.app.balance("lee")
     assert (b.credits, b.in_use, b.in_flight) == (1, 0, 0)

@@ -8,7 +8,7 @@ import pytest
 from facade_support import Harness, make_harness
 
 from plushify_core.aio import AsyncPlushify
-from plushify_core.errors import IdempotencyConflict, InvalidIdempotencyKey
+from plushify_core.errors import IdempotencyConflict, InsufficientCredits, InvalidIdempotencyKey
 from plushify_core.generations import Generation
 from plushify_core.storage import staging_key
 from plushify_core.testing.images import photo
@@ -70,7 +70,7 @@ def test_keys_are_per_user_and_expire(h: Harness) -> None:
 
 def test_a_refused_submit_keeps_the_key_free(h: Harness) -> None:
     data = photo(seed=5)
-    with pytest.raises(Exception, match="credits"):
+    with pytest.raises(InsufficientCredits, match="credits"):
         h.app.submit("eve", data, idempotency_key="k")
     h.app.ledger.grant("eve", 1, key="g")
     gen = h.app.submit("eve", data, idempotency_key="k")
