@@ -6,6 +6,8 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+from plushify_core.testing.services import on_ci
+
 pytest_plugins = ["plushify_core.testing.fixtures"]
 
 settings.register_profile(
@@ -17,6 +19,4 @@ settings.register_profile(
 settings.register_profile(
     "thorough", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile(
-    os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") == "true" else "dev")
-)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if on_ci() else "dev"))

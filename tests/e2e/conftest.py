@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from browser_support import BrowserErrors
 
+from plushify_core.testing.services import missing_service
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 
@@ -52,11 +54,8 @@ def _missing() -> str | None:
 @pytest.fixture(scope="session", autouse=True)
 def _require_browser() -> None:
     reason = _missing()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: a missing browser is a failure)")
-    pytest.skip(reason)
+    if reason is not None:
+        missing_service(reason)
 
 
 @pytest.fixture(scope="session")
