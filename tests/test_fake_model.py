@@ -53,6 +53,28 @@ def test_generate_derives_a_png_with_the_same_aspect() -> None:
         assert img.size == (512, 256)
 
 
+def test_repeated_photo_gets_the_same_outputs_and_faults_still_apply() -> None:
+    """Outputs remembered per photo are the ones computed fresh; a fault scripted after a
+    photo's outputs were remembered still fails its next call; a bad image is never remembered."""
+    model = FakeModel()
+    data = photo(seed=5)
+    png = model.generate(data, "image/jpeg", PROMPT)
+    analysis = model.analyze(data, "image/jpeg")
+    assert model.generate(data, "image/jpeg", PROMPT) == png
+    assert FakeModel().generate(data, "image/jpeg", PROMPT) == png
+    assert model.analyze(data, "image/jpeg") == analysis
+    model.fail("generate", 1)
+    with pytest.raises(ModelError):
+        model.generate(data, "image/jpeg", PROMPT)
+    assert model.generate(data, "image/jpeg", PROMPT) == png
+    model.analysis = Analysis(subject_type="pet", description="A cat.", key_features=["fur"])
+    assert model.analyze(data, "image/jpeg") == model.analysis
+    for _ in range(2):
+        with pytest.raises(ModelError) as bad:
+            model.analyze(b"not an image", "image/jpeg")
+        assert bad.value.code == "model_bad_input"
+
+
 def test_first_n_calls_per_image_fail_retryably() -> None:
     """generate:2 fails the first two calls for each photo, then succeeds; analyze is unaffected."""
     model = FakeModel(faults="generate:2")

@@ -12,6 +12,12 @@ As the ``fake`` model backend it reads ``PLUSHIFY_FAKE_DELAY`` and ``PLUSHIFY_FA
 generates from its one stored original: every run sees its own N failures, and a retried run
 continues the count. Two runs of byte-identical photos share a count (use ``scope="global"`` or
 distinct photos). Counts live in this process only.
+
+Outputs are remembered per input image (and prompt) in a small cache: the same photo costs its
+image work once per process. A real model is a network round trip that costs the worker almost no
+CPU; the fake one should not make a worker CPU-bound on image work a real one never does
+(benchmarks submit a handful of distinct photos many times). Faults, delays and the call log
+apply to every call, cached or not.
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ import io
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 from PIL import Image, ImageChops, ImageDraw, ImageOps, ImageStat
 
@@ -37,6 +43,9 @@ __all__ = ["Call", "FakeModel", "Fault", "parse_faults"]
 METHODS: Final = ("analyze", "generate")
 _SUBJECTS: Final[tuple[SubjectType, ...]] = ("person", "pet", "other")
 _MAX_PIXELS: Final = 50_000_000
+#: Distinct (method, image, prompt) outputs remembered per model (a few MiB at most).
+_CACHED: Final = 32
+_T = TypeVar("_T", Analysis, bytes)
 _NOUNS: Final = {"person": "a person", "pet": "a pet", "other": "an object"}
 _TINT: Final = (255, 196, 214)
 _COLOURS: Final = {
@@ -166,6 +175,7 @@ class FakeModel:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._calls: list[Call] = []
+        self._outputs: OrderedDict[tuple[str, str, str], Analysis | bytes] = OrderedDict()
         self._gate = threading.Event()
         self._gate.set()
 
@@ -223,8 +233,9 @@ class FakeModel:
 
     # --- the model ----------------------------------------------------------------------------
 
-    def _enter(self, method: str, image: bytes, content_type: str, prompt: str | None) -> None:
-        """Delay, wait at the gate, then raise the scripted fault for this call, if any."""
+    def _enter(self, method: str, image: bytes, content_type: str, prompt: str | None) -> str:
+        """Delay, wait at the gate, then raise the scripted fault for this call, if any;
+        returns the image's SHA-256 (hex)."""
         if self.delay:
             self._traced(1)
             self._sleep(self.delay)
@@ -248,6 +259,22 @@ class FakeModel:
                 retryable=True,
                 retry_after=fault.retry_after,
             )
+        return digest
+
+    def _remembered(self, key: tuple[str, str, str], make: Callable[[], _T]) -> _T:
+        """``make()``'s output for ``key``, computed once while it stays among the recent ones."""
+        with self._lock:
+            found = self._outputs.get(key)
+            if found is not None:
+                self._outputs.move_to_end(key)
+        if found is None:
+            found = make()  # outside the lock: two first calls may both compute (same output)
+            with self._lock:
+                self._outputs[key] = found
+                while len(self._outputs) > _CACHED:
+                    self._outputs.popitem(last=False)
+        output: _T = found  # type: ignore[assignment]
+        return output
 
     def _traced(self, change: int) -> None:
         if self.trace:
@@ -257,44 +284,52 @@ class FakeModel:
 
     def analyze(self, image: bytes, content_type: str) -> Analysis:
         """Describe the photo deterministically from its pixels."""
-        self._enter("analyze", image, content_type, None)
-        img = _decode(image)
-        if self.analysis is not None:
-            return self.analysis.model_copy(deep=True)
-        thumb = img.resize((8, 8), Image.Resampling.BILINEAR).convert("L")
-        subject = _SUBJECTS[hashlib.sha256(thumb.tobytes()).digest()[0] % len(_SUBJECTS)]
-        mean = tuple(ImageStat.Stat(img).mean)
-        colour = _colour_name(mean)
-        brightness = sum(mean) / 3
-        light = "bright" if brightness > 170 else "dim" if brightness < 85 else "even"
-        width, height = img.size
-        framing = "landscape" if width > height else "portrait" if height > width else "square"
-        noun = _NOUNS[subject]
-        return Analysis(
-            subject_type=subject,
-            description=f"A {framing} photo of {noun}, mostly {colour}, in {light} light.",
-            key_features=[f"mostly {colour}", f"{light} lighting", f"{framing} framing"],
-        )
+        digest = self._enter("analyze", image, content_type, None)
+        derived = self._remembered(("analyze", digest, ""), lambda: _describe(_decode(image)))
+        chosen = self.analysis if self.analysis is not None else derived
+        return chosen.model_copy(deep=True)
 
     def generate(self, image: bytes, content_type: str, prompt: str) -> bytes:
         """A plush-looking PNG made from the photo: posterised, pastel, with stitched edges."""
-        self._enter("generate", image, content_type, prompt)
+        digest = self._enter("generate", image, content_type, prompt)
         if not prompt.strip():
             raise ModelError("The prompt is empty.", retryable=False, code="model_bad_input")
-        img = _decode(image)
-        img.thumbnail((512, 512), Image.Resampling.LANCZOS)
-        soft = ImageOps.posterize(img, 3)
-        soft = ImageChops.blend(soft, Image.new("RGB", soft.size, _TINT), 0.3)
-        draw = ImageDraw.Draw(soft)
-        width, height = soft.size
-        inset = max(1, min(width, height) // 16)
-        step = max(2, inset)
-        for x in range(inset, width - inset, step * 2):  # dashed "stitches" along the edges
-            draw.line((x, inset, x + step, inset), fill=(255, 255, 255))
-            draw.line((x, height - 1 - inset, x + step, height - 1 - inset), fill=(255, 255, 255))
-        for y in range(inset, height - inset, step * 2):
-            draw.line((inset, y, inset, y + step), fill=(255, 255, 255))
-            draw.line((width - 1 - inset, y, width - 1 - inset, y + step), fill=(255, 255, 255))
-        out = io.BytesIO()
-        soft.save(out, "PNG")
-        return out.getvalue()
+        return self._remembered(("generate", digest, prompt), lambda: _plushie(_decode(image)))
+
+
+def _describe(img: Image.Image) -> Analysis:
+    """What the fake model says about a decoded photo (from its pixels only)."""
+    thumb = img.resize((8, 8), Image.Resampling.BILINEAR).convert("L")
+    subject = _SUBJECTS[hashlib.sha256(thumb.tobytes()).digest()[0] % len(_SUBJECTS)]
+    mean = tuple(ImageStat.Stat(img).mean)
+    colour = _colour_name(mean)
+    brightness = sum(mean) / 3
+    light = "bright" if brightness > 170 else "dim" if brightness < 85 else "even"
+    width, height = img.size
+    framing = "landscape" if width > height else "portrait" if height > width else "square"
+    noun = _NOUNS[subject]
+    return Analysis(
+        subject_type=subject,
+        description=f"A {framing} photo of {noun}, mostly {colour}, in {light} light.",
+        key_features=[f"mostly {colour}", f"{light} lighting", f"{framing} framing"],
+    )
+
+
+def _plushie(img: Image.Image) -> bytes:
+    """A plush-looking PNG made from a decoded photo: posterised, pastel, stitched edges."""
+    img.thumbnail((512, 512), Image.Resampling.LANCZOS)
+    soft = ImageOps.posterize(img, 3)
+    soft = ImageChops.blend(soft, Image.new("RGB", soft.size, _TINT), 0.3)
+    draw = ImageDraw.Draw(soft)
+    width, height = soft.size
+    inset = max(1, min(width, height) // 16)
+    step = max(2, inset)
+    for x in range(inset, width - inset, step * 2):  # dashed "stitches" along the edges
+        draw.line((x, inset, x + step, inset), fill=(255, 255, 255))
+        draw.line((x, height - 1 - inset, x + step, height - 1 - inset), fill=(255, 255, 255))
+    for y in range(inset, height - inset, step * 2):
+        draw.line((inset, y, inset, y + step), fill=(255, 255, 255))
+        draw.line((width - 1 - inset, y, width - 1 - inset, y + step), fill=(255, 255, 255))
+    out = io.BytesIO()
+    soft.save(out, "PNG")
+    return out.getvalue()
