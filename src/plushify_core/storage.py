@@ -6,7 +6,10 @@ live in :mod:`plushify_core.blobs` and are re-exported here. Vendor errors becom
 retryable for transport failures (``storage_unavailable``); not retryable for ``blob_not_found``,
 ``storage_forbidden`` and configuration faults (``storage_bucket_missing``,
 ``storage_credentials``, ``storage_misconfigured``), which no retry could fix. ``file://``
-writes are atomic (temporary file + rename), so a reader never sees half a blob.
+writes are atomic (temporary file + rename), so a reader never sees half a blob, and flushed
+to disk before the rename (``fsync``), so a blob that was stored survives a power cut. A local
+copy is a hard link (every blob is written once and replaced, never changed in place, so two
+names may share one file): no bytes copied, no second flush.
 
 ``memory://`` is fsspec's process-wide in-memory filesystem: give each store its own prefix.
 """
@@ -14,7 +17,9 @@ writes are atomic (temporary file + rename), so a reader never sees half a blob.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -259,14 +264,17 @@ class BlobStore:
     def get(self, key: str) -> bytes:
         """The bytes at ``key``; ``StorageError(code="blob_not_found")`` when missing."""
         path = self._path(key)
+        if self._local:
+            return self._call(key, lambda: _read_file(path))
         data = self._call(key, lambda: self.fs.cat_file(path))
         return bytes(data)
 
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is fine (deletes are retried and must be idempotent)."""
         path = self._path(key)
+        remove = (lambda: os.remove(path)) if self._local else (lambda: self.fs.rm_file(path))
         try:
-            self._call(key, lambda: self.fs.rm_file(path))
+            self._call(key, remove)
         except StorageError as e:
             if e.code != "blob_not_found":
                 raise
@@ -288,7 +296,7 @@ class BlobStore:
         """Copy ``src`` to ``dst`` (server-side on S3, atomically on local disk)."""
         src_path, dst_path = self._path(src), self._path(dst)
         if self._local:
-            self._call(src, lambda: _atomic_write(dst_path, _read_file(src_path)))
+            self._call(src, lambda: _atomic_link(src_path, dst_path))
         elif self._s3:
             self._call(src, lambda: self.fs.cp_file(src_path, dst_path))
         else:
@@ -333,6 +341,33 @@ class BlobStore:
 def _read_file(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
+
+
+# Errors of os.link that mean "this file system cannot link these": copy the bytes instead.
+_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+def _atomic_link(src: str, dst: str) -> None:
+    """Give ``src``'s file the name ``dst`` too (replacing it atomically), or copy it.
+
+    ``src`` was flushed when it was written, so the link needs no flush of its own.
+    """
+    directory = os.path.dirname(dst)
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
+    try:
+        os.link(src, tmp)
+    except OSError as e:
+        if e.errno not in _NO_LINK:
+            raise
+        _atomic_write(dst, _read_file(src))
+        return
+    try:
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def _atomic_write(path: str, data: bytes) -> None:

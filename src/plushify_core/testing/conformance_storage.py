@@ -90,9 +90,16 @@ class StorageConformance:
         src, dst = f"{prefix}/src.png", f"{prefix}/dst.png"
         store.put(src, PNG, "image/png")
         store.copy(src, dst)
-        store.delete(src)
+        store.put(src, b"replaced source", "image/png")
         assert store.get(dst) == PNG
+        store.put(dst, b"replaced copy", "image/png")
+        assert store.get(src) == b"replaced source"
+        store.copy(src, dst)  # over an existing destination
+        assert store.get(dst) == b"replaced source"
+        store.delete(src)
+        assert store.get(dst) == b"replaced source"
         assert store.content_type(dst) == "image/png"
+        assert store.keys(prefix) == [dst]
 
     def test_copy_of_missing_source_fails(self, store: Storage, prefix: str) -> None:
         """Copying nothing is ``blob_not_found`` and creates no destination."""
