@@ -15,8 +15,8 @@ from plushify_core.context import RunContext
 from plushify_core.engine import Outcome, Pipeline
 from plushify_core.errors import (
     IdempotencyConflict,
-    NonRetriableError,
-    NotRetryable,
+    NonRetryableError,
+    NotFailed,
     RetryAfter,
     StepError,
 )
@@ -141,13 +141,13 @@ def test_jittered_backoff_follows_the_seeded_rng(db: SQLEngine) -> None:
 
 
 def test_non_retriable_error_fails_at_once(db: SQLEngine) -> None:
-    """NonRetriableError (and StepError(retryable=False)) fail the run on the first attempt."""
+    """NonRetryableError (and StepError(retryable=False)) fail the run on the first attempt."""
     engine, _ = manual_engine(db)
     effects = SideEffects()
     errors: list[str] = []
 
     steps = {
-        "nre": Flaky(effects, "nre", [NonRetriableError("bad photo")], None),
+        "nre": Flaky(effects, "nre", [NonRetryableError("bad photo")], None),
         "se": Flaky(effects, "se", [StepError("no", retryable=False)], None),
     }
 
@@ -159,7 +159,7 @@ def test_non_retriable_error_fails_at_once(db: SQLEngine) -> None:
         run = engine.submit("p", {"kind": kind})
         assert engine.execute(run.id).status == "failed"
     assert effects.counts == {"nre": 1, "se": 1}
-    assert errors == ["NonRetriableError: bad photo", "StepError: no"]
+    assert errors == ["NonRetryableError: bad photo", "StepError: no"]
 
 
 def test_retry_after_sets_the_next_delay_and_step_policy_overrides(db: SQLEngine) -> None:
@@ -195,7 +195,7 @@ def test_on_failure_exception_is_logged_not_lost(
         raise RuntimeError("hook broke")
 
     def fn(ctx: RunContext, payload: dict[str, Any]) -> None:
-        ctx.step("s", Flaky(SideEffects(), "s", [NonRetriableError("no")], None))
+        ctx.step("s", Flaky(SideEffects(), "s", [NonRetryableError("no")], None))
 
     engine.register(Pipeline("p", fn, on_failure=hook))
     run = engine.submit("p", {})
@@ -223,7 +223,7 @@ def test_a_hook_interrupted_by_process_death_runs_again_after_its_lease(db: SQLE
             raise ProcessDied
 
     def fn(ctx: RunContext, payload: dict[str, Any]) -> None:
-        ctx.step("s", Flaky(SideEffects(), "s", [NonRetriableError("no")], None))
+        ctx.step("s", Flaky(SideEffects(), "s", [NonRetryableError("no")], None))
 
     engine.register(Pipeline("p", fn, on_failure=hook))
     run = engine.submit("p", {})
@@ -236,7 +236,7 @@ def test_a_hook_interrupted_by_process_death_runs_again_after_its_lease(db: SQLE
     clock.advance(31)
     assert engine.due_runs() == [run.id]
     assert engine.execute(run.id) == Outcome("failed")
-    assert calls == ["NonRetriableError: no"] * 2
+    assert calls == ["NonRetryableError: no"] * 2
     assert engine.get_run(run.id).hook_pending is None
     clock.advance(31)
     assert engine.execute(run.id) == Outcome("failed") and len(calls) == 2
@@ -375,7 +375,7 @@ def test_retry_keeps_completed_steps_or_only_those_named(db: SQLEngine) -> None:
     def c() -> int:
         effects.hit("c")
         if broken["on"]:
-            raise NonRetriableError("down")
+            raise NonRetryableError("down")
         return 3
 
     def fn(ctx: RunContext, payload: dict[str, Any]) -> None:
@@ -386,7 +386,7 @@ def test_retry_keeps_completed_steps_or_only_those_named(db: SQLEngine) -> None:
     engine.register(Pipeline("p", fn))
     run = engine.submit("p", {})
     assert engine.execute(run.id).status == "failed"
-    with pytest.raises(NotRetryable):
+    with pytest.raises(NotFailed):
         engine.retry(engine.submit("p", {}).id)
 
     engine.retry(run.id)

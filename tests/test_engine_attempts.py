@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine as SQLEngine
 
 from plushify_core.engine import Pipeline, RetryPolicy, RunContext
 from plushify_core.engine.timeline import timeline
-from plushify_core.errors import NonRetriableError
+from plushify_core.errors import NonRetryableError
 
 POLICY = RetryPolicy(attempts=3, base_delay=5.0, jitter=0.0)
 
@@ -47,7 +47,7 @@ def two_steps(script: Script) -> Pipeline:
 def test_every_attempt_is_kept_across_backoff_and_a_manual_retry(db: SQLEngine) -> None:
     """a fails once (backoff), b fails for good; retried by hand 100 s later it completes."""
     engine, clock = manual_engine(db)
-    script = Script(a=[RuntimeError("disk hiccup")], b=[NonRetriableError("refused")])
+    script = Script(a=[RuntimeError("disk hiccup")], b=[NonRetryableError("refused")])
     engine.register(two_steps(script))
     run = engine.submit("two", {})
 
@@ -71,7 +71,7 @@ def test_every_attempt_is_kept_across_backoff_and_a_manual_retry(db: SQLEngine) 
     assert a1.error == "RuntimeError: disk hiccup" and a1.retry_at is not None
     assert (a1.retry_at - a1.finished_at).total_seconds() == 5.0  # type: ignore[operator]
     assert a2.error is None and a1.worker and a1.worker.startswith(engine.worker_id)
-    assert detail.attempts_of("b")[0].error == "NonRetriableError: refused"
+    assert detail.attempts_of("b")[0].error == "NonRetryableError: refused"
     # The summary counts this round's attempts: the retry started a fresh budget.
     assert {s.name: s.attempts for s in detail.steps} == {"a": 2, "b": 1}
 

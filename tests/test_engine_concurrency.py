@@ -15,9 +15,9 @@ from sqlalchemy.engine import Engine as SQLEngine
 
 from plushify_core.clock import ManualClock
 from plushify_core.context import RunContext
-from plushify_core.database import create_engine, transaction
+from plushify_core.database import open_database, transaction
 from plushify_core.engine import Engine, Outcome, Pipeline
-from plushify_core.errors import NonRetriableError
+from plushify_core.errors import NonRetryableError
 from plushify_core.retry import RetryPolicy
 from plushify_core.schema import runs
 
@@ -94,7 +94,7 @@ def test_duplicate_delivery_of_a_failing_run_calls_on_failure_once(db: SQLEngine
     def doomed() -> None:
         effects.hit("doomed")
         duplicates.hold()
-        raise NonRetriableError("no")
+        raise NonRetryableError("no")
 
     engine.register(
         Pipeline(
@@ -104,7 +104,7 @@ def test_duplicate_delivery_of_a_failing_run_calls_on_failure_once(db: SQLEngine
     run = engine.submit("p", {})
     outcomes = duplicates.execute(run.id)
     assert sorted(o.status for o in outcomes) == ["failed"] + ["running"] * 7
-    assert failures == ["NonRetriableError: no"] and effects.counts["doomed"] == 1
+    assert failures == ["NonRetryableError: no"] and effects.counts["doomed"] == 1
 
 
 def test_concurrent_fail_calls_on_failure_once(db: SQLEngine) -> None:
@@ -204,7 +204,7 @@ def test_heartbeat_renews_the_lease_during_a_long_step(db: SQLEngine) -> None:
 def test_concurrency_limit_holds_across_engines_sharing_the_database(database_url: str) -> None:
     """Two engines (two pools, like two processes), limit 2: 2 claim, 4 wait without an attempt."""
     clock = ManualClock()
-    dbs = [create_engine(database_url), create_engine(database_url)]
+    dbs = [open_database(database_url), open_database(database_url)]
     release = threading.Event()
     entered = SideEffects()
 

@@ -8,7 +8,7 @@ from engine_support import manual_engine
 from sqlalchemy.engine import Engine as SQLEngine
 
 from plushify_core.engine import Pipeline, RetryPolicy, RunContext
-from plushify_core.errors import NonRetriableError
+from plushify_core.errors import NonRetryableError
 from plushify_core.observers import BaseObserver
 from plushify_core.runs import RunRecord
 
@@ -100,7 +100,7 @@ def test_observer_hears_failure_cancel_and_fail(db: SQLEngine) -> None:
     recorder = engine.add_observer(Recorder())
 
     def broken() -> int:
-        raise NonRetriableError("no")
+        raise NonRetryableError("no")
 
     engine.register(Pipeline("broken", lambda ctx, p: ctx.step("x", broken)))
     failed = engine.submit("broken", {})
@@ -111,7 +111,7 @@ def test_observer_hears_failure_cancel_and_fail(db: SQLEngine) -> None:
     engine.fail(stuck.id, "stuck")
     assert recorder.events == [
         ("started", "1"),
-        ("step failed", "x", "NonRetriableError", "True"),
+        ("step failed", "x", "NonRetryableError", "True"),
         ("finished", "failed"),
         ("finished", "cancelled"),
         ("finished", "failed"),

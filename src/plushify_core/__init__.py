@@ -1,25 +1,37 @@
 """Plushify: turn photos into plushie pictures as durable, fair, paid-for background jobs.
 
-The public API is exactly what ``__all__`` lists; everything else is private.
+This package exports what applications use: the facade (:class:`Plushify`, :class:`AsyncPlushify`),
+its settings, what it returns, and every error. Pipeline authors import from
+:mod:`plushify_core.pipelines`, backend authors from :mod:`plushify_core.backends`, tests from
+:mod:`plushify_core.testing`. The public API is what those ``__all__`` lists name.
 """
 
 from __future__ import annotations
 
-from .clock import Clock, ManualClock, SystemClock, utcnow
-from .database import create_engine, create_schema, transaction
-from .engine import Engine, Outcome, OutcomeStatus, Pipeline, RetryPolicy, RunContext
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from .aio import AsyncPlushify
+from .clock import Clock, ManualClock, SystemClock
+from .database import create_schema, open_database, upgrade_schema
+from .deprecation import Aliases
+from .engine import RunDetail, RunRecord, RunStatus, StepRecord
 from .errors import (
     BackendNotInstalled,
     ConfigurationError,
+    Contention,
     IdempotencyConflict,
     InsufficientCredits,
+    InvalidArgument,
+    InvalidIdempotencyKey,
     InvalidImage,
     InvalidState,
     ModelError,
-    NonRetriableError,
+    NonRetryableError,
+    NotFailed,
     NotFound,
-    NotRetryable,
     PlushifyError,
+    Postpone,
     ReservationClosed,
     ReservationNotFound,
     RetryAfter,
@@ -31,83 +43,117 @@ from .errors import (
 )
 from .facade import Plushify
 from .generations import STEPS, Generation
-from .images import ImageInfo, NormalizedImage, normalize_image, validate_image
-from .inprocess import InProcessRunner, run_inline
+from .images import ImageInfo, validate_image
 from .ledger import Balance, CreditLedger, LedgerEntry, Reservation, ReservationState
 from .logs import log_context, setup_logging
-from .model import Analysis, Analyzer, ImageGenerator, Model, SubjectType
-from .observers import BaseObserver, EngineObserver
-from .prompt import build_prompt
-from .registry import load_model, load_runner
-from .runner import Runner
-from .runs import RunDetail, RunRecord, RunStatus, StepRecord
+from .registry import load_model
 from .settings import Settings
 from .storage import BlobStore
 
+try:
+    __version__ = version("plushify")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
     "STEPS",
-    "Analysis",
-    "Analyzer",
+    "AsyncPlushify",
     "BackendNotInstalled",
     "Balance",
-    "BaseObserver",
     "BlobStore",
     "Clock",
     "ConfigurationError",
+    "Contention",
     "CreditLedger",
-    "Engine",
-    "EngineObserver",
     "Generation",
     "IdempotencyConflict",
-    "ImageGenerator",
     "ImageInfo",
-    "InProcessRunner",
     "InsufficientCredits",
+    "InvalidArgument",
+    "InvalidIdempotencyKey",
     "InvalidImage",
     "InvalidState",
     "LedgerEntry",
     "ManualClock",
-    "Model",
     "ModelError",
-    "NonRetriableError",
-    "NormalizedImage",
+    "NonRetryableError",
+    "NotFailed",
     "NotFound",
-    "NotRetryable",
-    "Outcome",
-    "OutcomeStatus",
-    "Pipeline",
     "Plushify",
     "PlushifyError",
+    "Postpone",
     "Reservation",
     "ReservationClosed",
     "ReservationNotFound",
     "ReservationState",
     "RetryAfter",
-    "RetryPolicy",
-    "RunContext",
     "RunDetail",
     "RunRecord",
     "RunStatus",
-    "Runner",
     "SchemaVersionError",
     "Settings",
     "StepError",
     "StepRecord",
     "StepResultTooLarge",
     "StorageError",
-    "SubjectType",
     "SystemClock",
     "TooManyInProgress",
-    "build_prompt",
-    "create_engine",
+    "__version__",
     "create_schema",
     "load_model",
-    "load_runner",
     "log_context",
-    "normalize_image",
-    "run_inline",
+    "open_database",
     "setup_logging",
-    "transaction",
-    "utcnow",
+    "upgrade_schema",
     "validate_image",
 ]
+
+_PIPELINES = "plushify_core.pipelines"
+_BACKENDS = "plushify_core.backends"
+
+# Names that left the top level (for pipeline or backend authors) or were renamed; kept one
+# release, each warning once (see CHANGELOG "Deprecated").
+_OLD = Aliases(
+    __name__,
+    {
+        "create_engine": "plushify_core.open_database",
+        "NonRetriableError": "plushify_core.NonRetryableError",
+        "NotRetryable": "plushify_core.NotFailed",
+        "utcnow": "plushify_core.clock.utcnow",
+        **{
+            name: f"{_PIPELINES}.{name}"
+            for name in (
+                "Engine",
+                "Outcome",
+                "OutcomeStatus",
+                "Pipeline",
+                "RetryPolicy",
+                "RunContext",
+                "InProcessRunner",
+                "run_inline",
+                "transaction",
+            )
+        },
+        **{
+            name: f"{_BACKENDS}.{name}"
+            for name in (
+                "Analysis",
+                "Analyzer",
+                "BaseObserver",
+                "EngineObserver",
+                "ImageGenerator",
+                "Model",
+                "NormalizedImage",
+                "Runner",
+                "SubjectType",
+                "build_prompt",
+                "load_runner",
+                "normalize_image",
+            )
+        },
+    },
+)
+
+
+def __getattr__(name: str) -> Any:
+    return _OLD.resolve(name)

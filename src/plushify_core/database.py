@@ -1,4 +1,7 @@
-"""Engine construction, schema creation and transactions, with dialect differences in one place.
+"""Opening a database, schema creation and transactions, with dialect differences in one place.
+
+Every SQLAlchemy engine in Plushify is called ``database`` (``engine`` is the durable
+:class:`~plushify_core.engine.Engine`).
 
 SQLite gets WAL, a busy timeout, foreign keys, and ``BEGIN IMMEDIATE`` for write transactions
 (pysqlite's deferred ``BEGIN`` fails at once with SQLITE_BUSY when a read is followed by a write).
@@ -12,13 +15,14 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from .deprecation import Aliases
 from .errors import SchemaVersionError
 from .migrations import (
     CORE,
@@ -31,10 +35,10 @@ from .migrations import (
 )
 
 __all__ = [
-    "create_engine",
     "create_schema",
     "is_postgres",
     "is_sqlite",
+    "open_database",
     "schema_revision",
     "transaction",
     "upgrade_schema",
@@ -52,16 +56,19 @@ def _normalise_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, **kwargs: Any) -> Engine:
-    """Build a SQLAlchemy engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``)."""
+def open_database(url: str, **kwargs: Any) -> Engine:
+    """A SQLAlchemy engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``).
+
+    ``kwargs`` go to :func:`sqlalchemy.create_engine`; nothing connects until first use.
+    """
     url = _normalise_url(url)
     if url.startswith("sqlite"):
-        return _create_sqlite_engine(url, **kwargs)
+        return _open_sqlite(url, **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, **kwargs)
 
 
-def _create_sqlite_engine(url: str, **kwargs: Any) -> Engine:
+def _open_sqlite(url: str, **kwargs: Any) -> Engine:
     _create_private_file(sa.make_url(url))
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
@@ -69,9 +76,9 @@ def _create_sqlite_engine(url: str, **kwargs: Any) -> Engine:
     if url in ("sqlite://", "sqlite:///:memory:"):
         # One shared connection, or every thread would see its own empty database.
         kwargs.setdefault("poolclass", StaticPool)
-    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    database = sa.create_engine(url, connect_args=connect_args, **kwargs)
 
-    @event.listens_for(engine, "connect")
+    @event.listens_for(database, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take transaction control from pysqlite so that we can emit BEGIN IMMEDIATE.
         dbapi_conn.isolation_level = None
@@ -82,12 +89,12 @@ def _create_sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
-    @event.listens_for(engine, "begin")
+    @event.listens_for(database, "begin")
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE, True)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
-    return engine
+    return database
 
 
 def _use_wal(cur: sqlite3.Cursor) -> None:
@@ -128,29 +135,29 @@ def _create_private_file(url: sa.URL) -> None:
         pass  # e.g. a missing directory: SQLite reports it when it connects
 
 
-def is_sqlite(engine: Engine | Connection) -> bool:
-    """Whether the engine (or connection) talks to SQLite."""
-    return engine.dialect.name == "sqlite"
+def is_sqlite(database: Engine | Connection) -> bool:
+    """Whether the database (or connection) is SQLite."""
+    return database.dialect.name == "sqlite"
 
 
-def is_postgres(engine: Engine | Connection) -> bool:
-    """Whether the engine (or connection) talks to PostgreSQL."""
-    return engine.dialect.name == "postgresql"
+def is_postgres(database: Engine | Connection) -> bool:
+    """Whether the database (or connection) is PostgreSQL."""
+    return database.dialect.name == "postgresql"
 
 
 @contextmanager
-def transaction(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
+def transaction(database: Engine, *, write: bool = True) -> Iterator[Connection]:
     """One transaction; committed on success, rolled back on any exception.
 
     ``write=False`` marks a read-only transaction, which on SQLite does not take the write lock.
     """
-    with engine.connect() as conn:
+    with database.connect() as conn:
         conn = conn.execution_options(**{_WRITE: write})
         with conn.begin():
             yield conn
 
 
-def create_schema(engine: Engine, history: SchemaHistory = CORE) -> None:
+def create_schema(database: Engine, history: SchemaHistory = CORE) -> None:
     """Create the schema in an empty database, or check an existing one is at this code's revision.
 
     Safe when many processes start at once: the first creates the tables under a lock (a
@@ -159,34 +166,34 @@ def create_schema(engine: Engine, history: SchemaHistory = CORE) -> None:
     :class:`SchemaVersionError` naming ``plushify db upgrade`` (see :func:`upgrade_schema`); one
     at a revision this code does not know (made by a newer release) raises it too.
     """
-    _bring_to_head(engine, history, upgrade=False)
+    _bring_to_head(database, history, upgrade=False)
 
 
-def upgrade_schema(engine: Engine, history: SchemaHistory = CORE) -> tuple[str | None, str]:
+def upgrade_schema(database: Engine, history: SchemaHistory = CORE) -> tuple[str | None, str]:
     """Create or migrate the schema to this code's head revision (``plushify db upgrade``).
 
     Returns the revision found (``None`` for an empty database) and the head now recorded. Runs
     in one transaction under the same lock as :func:`create_schema`, so a failed migration leaves
     the database as it was (PostgreSQL and SQLite both roll DDL back) and concurrent calls wait.
     """
-    return _bring_to_head(engine, history, upgrade=True)
+    return _bring_to_head(database, history, upgrade=True)
 
 
-def schema_revision(engine: Engine, history: SchemaHistory = CORE) -> str | None:
+def schema_revision(database: Engine, history: SchemaHistory = CORE) -> str | None:
     """The database's revision of ``history`` (``None``: none of its tables exist)."""
-    with transaction(engine, write=False) as conn:
+    with transaction(database, write=False) as conn:
         return current_revision(conn, history)
 
 
 def _bring_to_head(
-    engine: Engine, history: SchemaHistory, *, upgrade: bool
+    database: Engine, history: SchemaHistory, *, upgrade: bool
 ) -> tuple[str | None, str]:
     head = head_revision(history)
     # The common case, every start: the version table says head. No lock, no write.
-    with transaction(engine, write=False) as conn:
+    with transaction(database, write=False) as conn:
         if _versioned(conn, history) and current_revision(conn, history) == head:
             return head, head
-    with _schema_lock(engine, history) as conn:
+    with _schema_lock(database, history) as conn:
         versioned = _versioned(conn, history)
         found = current_revision(conn, history)
         if found is None:
@@ -224,9 +231,9 @@ def _versioned(conn: Connection, history: SchemaHistory) -> bool:
 
 
 @contextmanager
-def _schema_lock(engine: Engine, history: SchemaHistory) -> Iterator[Connection]:
+def _schema_lock(database: Engine, history: SchemaHistory) -> Iterator[Connection]:
     """One write transaction that no other process creating or migrating the schema overlaps."""
-    with engine.connect() as conn:
+    with database.connect() as conn:
         raw = conn.connection.driver_connection if is_sqlite(conn) else None
         if raw is not None:
             # SQLite's recipe for altering tables (batch migrations copy a table, drop the old one
@@ -255,3 +262,15 @@ def _schema_lock(engine: Engine, history: SchemaHistory) -> Iterator[Connection]
         finally:
             if raw is not None:
                 raw.execute("PRAGMA foreign_keys=ON")
+
+
+# Old names, kept one release (see CHANGELOG "Deprecated").
+_OLD = Aliases(__name__, {"create_engine": "plushify_core.database.open_database"})
+
+
+def __getattr__(name: str) -> Any:
+    return _OLD.resolve(name)
+
+
+if TYPE_CHECKING:  # type checkers see the old name as the new function
+    create_engine = open_database

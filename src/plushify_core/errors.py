@@ -11,6 +11,10 @@ Everything else (paths, vendor answers, class names) is detail for admins only.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from .deprecation import Aliases
+
 __all__ = [
     "BackendNotInstalled",
     "ConfigurationError",
@@ -22,9 +26,9 @@ __all__ = [
     "InvalidImage",
     "InvalidState",
     "ModelError",
-    "NonRetriableError",
+    "NonRetryableError",
+    "NotFailed",
     "NotFound",
-    "NotRetryable",
     "PlushifyError",
     "Postpone",
     "ReservationClosed",
@@ -106,8 +110,8 @@ class NotFound(PlushifyError):
     public = True
 
 
-class NotRetryable(PlushifyError):
-    """Retry was asked for something that is not in a retryable (failed) state."""
+class NotFailed(PlushifyError):
+    """Retry was asked for something that is not failed (it completed, or is still running)."""
 
     code = "not_failed"
     public = True
@@ -202,10 +206,10 @@ class StepError(PlushifyError):
         self.retry_after = retry_after
 
 
-class NonRetriableError(StepError):
+class NonRetryableError(StepError):
     """Fail the run at once, without further attempts."""
 
-    code = "non_retriable"
+    code = "non_retryable"
 
     def __init__(
         self, message: str, *, code: str | None = None, user_message: str | None = None
@@ -238,7 +242,7 @@ class Postpone(StepError):
         self.seconds = seconds
 
 
-class StepResultTooLarge(NonRetriableError):
+class StepResultTooLarge(NonRetryableError):
     """A step returned more than the engine stores; steps must store blobs and return keys."""
 
     code = "step_result_too_large"
@@ -254,3 +258,22 @@ class StorageError(StepError):
     """The blob store failed; usually retryable."""
 
     code = "storage_error"
+
+
+# Old names, kept one release (see CHANGELOG "Deprecated").
+_OLD = Aliases(
+    __name__,
+    {
+        "NonRetriableError": "plushify_core.errors.NonRetryableError",
+        "NotRetryable": "plushify_core.errors.NotFailed",
+    },
+)
+
+
+def __getattr__(name: str) -> Any:
+    return _OLD.resolve(name)
+
+
+if TYPE_CHECKING:  # type checkers see the old names as the new classes
+    NonRetriableError = NonRetryableError
+    NotRetryable = NotFailed

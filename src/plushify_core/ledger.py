@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .clock import Clock, SystemClock
 from .database import transaction
+from .deprecation import warn_once
 from .errors import (
     Contention,
     IdempotencyConflict,
@@ -30,7 +31,7 @@ from .errors import (
     ReservationNotFound,
     TooManyInProgress,
 )
-from .ledger_models import Balance, LedgerEntry, Reservation, ReservationState
+from .ledger_records import Balance, LedgerEntry, Reservation, ReservationState
 from .ledger_sql import (
     account_row,
     adjust_account,
@@ -67,7 +68,7 @@ class CreditLedger:
 
     def __init__(
         self,
-        engine: Engine,
+        database: Engine,
         max_in_flight: int = 5,
         clock: Clock | None = None,
         *,
@@ -75,10 +76,16 @@ class CreditLedger:
     ) -> None:
         if max_in_flight < 1:
             raise InvalidArgument("max_in_flight must be at least 1")
-        self.engine = engine
+        self.database = database
         self.max_in_flight = max_in_flight
         self.clock: Clock = clock or SystemClock()
         self.default_ttl = default_ttl
+
+    @property
+    def engine(self) -> Engine:
+        """Deprecated name of :attr:`database` (``engine`` is the durable engine elsewhere)."""
+        warn_once("CreditLedger.engine", "CreditLedger.database")
+        return self.database
 
     # --- credits ------------------------------------------------------------------------
 
@@ -328,17 +335,17 @@ class CreditLedger:
 
     def balance(self, user_id: str) -> Balance:
         """The user's balance; all zeros for a user who never had credits."""
-        with transaction(self.engine, write=False) as conn:
+        with transaction(self.database, write=False) as conn:
             return balance_of(conn, user_id)
 
     def reservation(self, reservation_id: str) -> Reservation:
         """One reservation as stored; :class:`ReservationNotFound` if there is none."""
-        with transaction(self.engine, write=False) as conn:
+        with transaction(self.database, write=False) as conn:
             return self._closed(conn, reservation_id)
 
     def history(self, user_id: str) -> list[LedgerEntry]:
         """The user's journal entries, oldest first; their deltas sum to the credits."""
-        with transaction(self.engine, write=False) as conn:
+        with transaction(self.database, write=False) as conn:
             rows = conn.execute(
                 sa.select(ledger_entries)
                 .where(ledger_entries.c.user_id == user_id)
@@ -368,7 +375,7 @@ class CreditLedger:
     @contextmanager
     def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
         if conn is None:
-            with transaction(self.engine) as c:
+            with transaction(self.database) as c:
                 yield c
         else:
             with conn.begin_nested():

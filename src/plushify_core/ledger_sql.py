@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from .errors import IdempotencyConflict, InvalidArgument, ReservationClosed
-from .ledger_models import Balance, EntryKind, Reservation
+from .ledger_records import Balance, EntryKind, Reservation
 from .schema import accounts, ledger_entries, reservations
 
 __all__ = [
