@@ -27,18 +27,17 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def _facade(database_url: str, **settings: object) -> Plushify:
+def _facade(database_url: str, *, delay: float = 0.0) -> Plushify:
     config = Settings(
         database_url=database_url,
         storage_url=f"memory://plushify-aio-{new_id()[:10]}",
         model="fake",
         workers=2,
-        **settings,  # type: ignore[arg-type]
     )
     return Plushify(
         database=create_engine(config.database_url),
         storage=BlobStore(config.storage_url),
-        model=FakeModel(config),
+        model=FakeModel(delay=delay),
         settings=config,
     )
 
@@ -91,7 +90,7 @@ async def test_errors_pass_through(app: AsyncPlushify) -> None:
 
 async def test_wait_times_out_on_a_generation_still_running(database_url: str) -> None:
     """A generation that outlives the timeout raises TimeoutError and is still processing."""
-    sync = _facade(database_url, fake_delay=0.5)
+    sync = _facade(database_url, delay=0.5)
     async with AsyncPlushify(sync) as app:
         sync.ledger.grant("bo", 1, key="g")
         gen = await app.submit("bo", photo(seed=2))
@@ -103,7 +102,7 @@ async def test_wait_times_out_on_a_generation_still_running(database_url: str) -
 
 async def test_cancelling_the_waiter_leaves_the_generation_running(database_url: str) -> None:
     """Cancelling the awaiting task stops the waiting only: the generation still completes."""
-    sync = _facade(database_url, fake_delay=0.2)
+    sync = _facade(database_url, delay=0.2)
     async with AsyncPlushify(sync) as app:
         sync.ledger.grant("cy", 1, key="g")
         gen = await app.submit("cy", photo(seed=3))

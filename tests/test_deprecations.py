@@ -99,3 +99,15 @@ def test_the_ledger_database_keeps_its_old_attribute(db: SQLEngine) -> None:
     assert first is ledger.database is db
     assert len(warned) == 1 and "CreditLedger.database" in warned[0]
     assert deprecations(lambda: ledger.engine)[1] == []
+
+
+def test_the_fake_model_knobs_of_settings_still_reach_the_fake_model() -> None:
+    """``Settings(fake_delay=, fake_fail=)`` of 0.1 still configures the fake model, warning."""
+    from plushify_core.settings import Settings
+    from plushify_core.testing.fake_model import FakeModel, Fault
+
+    settings, warned = deprecations(lambda: Settings(fake_delay=0.25, fake_fail="generate:2"))
+    assert len(warned) == 1 and "FakeSettings" in warned[0]
+    model = FakeModel.from_settings(settings)
+    assert model.delay == 0.25 and model.faults == {"generate": Fault(times=2)}
+    assert deprecations(lambda: Settings(fake_delay=0.5))[1] == []

@@ -12,7 +12,7 @@ from plushify_core.errors import ConfigurationError, ModelError
 from plushify_core.model import Analysis, Model
 from plushify_core.settings import Settings
 from plushify_core.testing.conformance import ModelConformance
-from plushify_core.testing.fake_model import FakeModel, Fault, parse_faults
+from plushify_core.testing.fake_model import FakeModel, FakeSettings, Fault, parse_faults
 from plushify_core.testing.images import photo
 
 PROMPT = "a cute plush toy version"
@@ -132,14 +132,16 @@ def test_faults_scripted_at_run_time_and_healed() -> None:
     model.generate(photo(), "image/jpeg", PROMPT)
 
 
-def test_settings_give_delay_and_faults() -> None:
-    """from_settings reads fake_delay and fake_fail; the delay goes through the injected sleep."""
-    settings = Settings(fake_delay=1.5, fake_fail="generate:1,analyze:fatal")
-    model = FakeModel.from_settings(settings)
+def test_settings_give_delay_and_faults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """from_settings reads PLUSHIFY_FAKE_*; the delay goes through the injected sleep."""
+    monkeypatch.setenv("PLUSHIFY_FAKE_DELAY", "1.5")
+    monkeypatch.setenv("PLUSHIFY_FAKE_FAIL", "generate:1,analyze:fatal")
+    model = FakeModel.from_settings(Settings())
     assert model.delay == 1.5
     assert model.faults == {"generate": Fault(times=1), "analyze": Fault(fatal=True)}
+    assert "fake_delay" not in Settings.model_fields  # a test knob, not a production setting
     slept: list[float] = []
-    quick = FakeModel(settings, faults="", sleep=slept.append)
+    quick = FakeModel(FakeSettings(delay=1.5, fail=""), sleep=slept.append)
     quick.analyze(photo(), "image/jpeg")
     quick.generate(photo(), "image/jpeg", PROMPT)
     assert slept == [1.5, 1.5]

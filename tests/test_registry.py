@@ -25,9 +25,11 @@ from plushify_core.testing.fake_model import FakeModel, Fault
 MODEL_DISTS = {"local": "plushify-local", "gemini": "plushify-gemini"}
 
 
-def test_fake_model_is_loaded_with_its_settings() -> None:
-    """load_model('fake', settings) builds a FakeModel configured from those settings."""
-    model = load_model("fake", Settings(fake_fail="generate:2", fake_delay=0.25))
+def test_fake_model_is_loaded_with_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_model('fake', settings) builds a FakeModel configured by its own PLUSHIFY_FAKE_*."""
+    monkeypatch.setenv("PLUSHIFY_FAKE_FAIL", "generate:2")
+    monkeypatch.setenv("PLUSHIFY_FAKE_DELAY", "0.25")
+    model = load_model("fake", Settings())
     assert isinstance(model, FakeModel) and isinstance(model, Model)
     assert model.faults == {"generate": Fault(times=2)}
     assert model.delay == 0.25

@@ -15,6 +15,7 @@ SOURCES = [
     ("plushify_dramatiq.settings", "DramatiqSettings", "Dramatiq runner and workers"),
     ("plushify_gemini.settings", "GeminiSettings", "Gemini model"),
     ("plushify_core.metrics", "MetricsSettings", "worker metrics port"),
+    ("plushify_core.testing.fake_model", "FakeSettings", "fake model (tests, demo)"),
 ]
 
 # Read straight from the environment (not settings classes): logging and prometheus-client.

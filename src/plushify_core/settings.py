@@ -1,17 +1,24 @@
 """Settings from the environment (prefix ``PLUSHIFY_``) or a ``.env`` file, via pydantic-settings.
 
 Backends read their own keys (``PLUSHIFY_GEMINI_*``, ``PLUSHIFY_BROKER_URL``, …) with their own
-settings classes; unknown keys are ignored here so one environment serves every process.
+settings classes; unknown keys are ignored here so one environment serves every process. The
+test model's knobs (``PLUSHIFY_FAKE_*``) are its own too: ``plushify_core.testing.fake_model``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .deprecation import warn_once
+
 __all__ = ["Settings"]
+
+# Test-model knobs that were Settings fields in 0.1, accepted (with a warning) for one release.
+_FAKE_KNOBS = ("fake_delay", "fake_fail")
 
 
 class Settings(BaseSettings):
@@ -71,8 +78,20 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Seconds a step waits before asking again for model capacity."
     )
 
-    fake_delay: float = Field(0.0, ge=0, description="FakeModel: seconds per model call.")
-    fake_fail: str = Field("", description="FakeModel faults, e.g. 'generate:2,analyze:fatal'.")
+    # ``Settings(fake_delay=…, fake_fail=…)`` of 0.1, handed to the fake model (deprecated).
+    _fake_knobs: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    if not TYPE_CHECKING:  # runtime only: type checkers keep pydantic's keyword signature
+
+        def __init__(self, **values: Any) -> None:
+            knobs = {name: values.pop(name) for name in _FAKE_KNOBS if name in values}
+            super().__init__(**values)
+            if knobs:
+                warn_once(
+                    "Settings(fake_delay=, fake_fail=)",
+                    "FakeModel(delay=, faults=), FakeSettings or PLUSHIFY_FAKE_DELAY/_FAIL",
+                )
+                self._fake_knobs.update(knobs)
 
     @model_validator(mode="after")
     def _defaults_under_data_dir(self) -> Settings:

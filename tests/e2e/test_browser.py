@@ -41,13 +41,15 @@ def photo_file(tmp_path: Path, name: str, seed: int = 0) -> Path:
 
 
 @pytest.fixture
-def live(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
+def live(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LiveServer]:
+    monkeypatch.setenv("PLUSHIFY_FAKE_DELAY", "0.4")  # the fake model's own knob
     with (
         make_site(
             tmp_path,
             database_url,
             start_runner=True,
-            fake_delay=0.4,
             config={"PLUSHIFY_POLL_INTERVAL_MS": POLL_MS},
         ) as site,
         live_server(site) as server,

@@ -99,9 +99,12 @@ class ApiClient:
 
 
 @pytest.fixture
-def served(tmp_path: Path, database_url: str) -> Iterator[tuple[Site, int]]:
+def served(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Site, int]]:
     """The site with its runner started, served by waitress on a free loopback port."""
-    with make_site(tmp_path, database_url, start_runner=True, workers=4, fake_delay=0.02) as site:
+    monkeypatch.setenv("PLUSHIFY_FAKE_DELAY", "0.02")  # the fake model's own knob
+    with make_site(tmp_path, database_url, start_runner=True, workers=4) as site:
         server = waitress.create_server(site.app, host="127.0.0.1", port=0, threads=8)
         thread = threading.Thread(target=server.run, name="waitress", daemon=True)
         thread.start()

@@ -6,8 +6,10 @@ stitched border, same aspect). Faults are scripted per method: the first N calls
 (optionally with a retry-after), or every call fails for good; an optional delay slows each call,
 and :meth:`FakeModel.hold` parks calls until :meth:`FakeModel.release`.
 
-As the ``fake`` model backend it reads ``PLUSHIFY_FAKE_DELAY`` and ``PLUSHIFY_FAKE_FAIL``
-(``"generate:2,analyze:fatal"``, ``"generate:1@30"`` = one failure asking to retry after 30 s).
+As the ``fake`` model backend it reads its own settings, :class:`FakeSettings`:
+``PLUSHIFY_FAKE_DELAY`` and ``PLUSHIFY_FAKE_FAIL`` (``"generate:2,analyze:fatal"``,
+``"generate:1@30"`` = one failure asking to retry after 30 s); they are not in the production
+:class:`~plushify_core.settings.Settings`.
 "The first N calls" are counted per input image (by its SHA-256), because each run analyses and
 generates from its one stored original: every run sees its own N failures, and a retried run
 continues the count. Two runs of byte-identical photos share a count (use ``scope="global"`` or
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -33,12 +34,14 @@ from dataclasses import dataclass
 from typing import Final, Literal, TypeVar
 
 from PIL import Image, ImageChops, ImageDraw, ImageOps, ImageStat
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..errors import ConfigurationError, ModelError
 from ..model import Analysis, SubjectType
 from ..settings import Settings
 
-__all__ = ["Call", "FakeModel", "Fault", "parse_faults"]
+__all__ = ["Call", "FakeModel", "FakeSettings", "Fault", "parse_faults"]
 
 METHODS: Final = ("analyze", "generate")
 _SUBJECTS: Final[tuple[SubjectType, ...]] = ("person", "pet", "other")
@@ -61,6 +64,26 @@ _COLOURS: Final = {
     "grey": (128, 128, 128),
     "white": (240, 240, 240),
 }
+
+
+class FakeSettings(BaseSettings):
+    """The fake model's knobs, from ``PLUSHIFY_FAKE_*`` (tests and demos; never production)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PLUSHIFY_FAKE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    delay: float = Field(0.0, ge=0, description="FakeModel: seconds per model call.")
+    fail: str = Field("", description="FakeModel faults, e.g. 'generate:2,analyze:fatal'.")
+    trace: str = Field("", description="FakeModel: file tracing calls in flight (benchmarks).")
+
+
+def _knobs(settings: FakeSettings | Settings | None) -> FakeSettings | None:
+    if settings is None or isinstance(settings, FakeSettings):
+        return settings
+    # Given the core Settings: read PLUSHIFY_FAKE_*, plus 0.1's Settings(fake_delay=, fake_fail=).
+    legacy = settings._fake_knobs
+    return FakeSettings(**{name.removeprefix("fake_"): v for name, v in legacy.items()})
 
 
 @dataclass(frozen=True)
@@ -145,7 +168,7 @@ class FakeModel:
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: FakeSettings | Settings | None = None,
         *,
         analysis: Analysis | None = None,
         faults: Mapping[str, Fault] | str | None = None,
@@ -155,18 +178,23 @@ class FakeModel:
         hold_timeout: float = 30.0,
         trace: str | None = None,
     ) -> None:
-        """Build from ``settings`` (fake_delay, fake_fail); keyword arguments override them.
+        """Build from ``settings``; keyword arguments override them.
 
-        ``trace`` names a file shared by processes where each call appends ``<time> +1`` when
-        it enters its delay and ``<time> -1`` when it leaves it (calls in flight, measured
-        by the model itself across worker processes; ``PLUSHIFY_FAKE_TRACE``).
+        ``settings`` is a :class:`FakeSettings`, or the core ``Settings`` (then the knobs are
+        read from ``PLUSHIFY_FAKE_*``); ``None`` means no faults and no delay. ``trace`` names a
+        file shared by processes where each call appends ``<time> +1`` when it enters its delay
+        and ``<time> -1`` when it leaves it (calls in flight, measured by the model itself
+        across worker processes; ``PLUSHIFY_FAKE_TRACE``).
         """
+        knobs = _knobs(settings)
         if faults is None:
-            faults = settings.fake_fail if settings is not None else ""
+            faults = knobs.fail if knobs is not None else ""
         self.faults: dict[str, Fault] = (
             parse_faults(faults) if isinstance(faults, str) else dict(faults)
         )
-        self.delay = delay if delay is not None else (settings.fake_delay if settings else 0.0)
+        self.delay = delay if delay is not None else (knobs.delay if knobs else 0.0)
+        if trace is None and knobs is not None:
+            trace = knobs.trace or None
         self.analysis = analysis
         self.scope = scope
         self.hold_timeout = hold_timeout
@@ -181,8 +209,8 @@ class FakeModel:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FakeModel:
-        """The ``fake`` entry point factory: delay and faults from ``settings``."""
-        return cls(settings, trace=os.environ.get("PLUSHIFY_FAKE_TRACE") or None)
+        """The ``fake`` entry point factory: delay, faults and trace from ``PLUSHIFY_FAKE_*``."""
+        return cls(settings)
 
     def __repr__(self) -> str:
         return f"FakeModel(faults={self.faults!r}, delay={self.delay!r})"
