@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from ..database import is_postgres, is_sqlite
 from ..errors import NotFound, NotRetryable
 from ..schema import attempts, runs, steps
+from .prepared import Prepared
 from .records import AttemptRecord, RunDetail, RunRecord, StepRecord
 
 __all__ = [
@@ -270,7 +271,7 @@ def owned(run_id: str, token: str) -> sa.ColumnElement[bool]:
     return sa.and_(runs.c.id == run_id, runs.c.status == "running", runs.c.lease_owner == token)
 
 
-_RENEW = (
+_RENEW = Prepared(
     sa.update(runs)
     .where(
         runs.c.id == sa.bindparam("b_id"),
@@ -288,7 +289,7 @@ def renew(
     """Extend the lease; whether cancellation was requested, or ``None`` when it is not ours."""
     # Statements on the per-step path are built once: building one costs more than running it.
     params = {"b_id": run_id, "b_token": token, "b_expiry": expiry, "b_now": now}
-    row = conn.execute(_RENEW, params).first()
+    row = _RENEW.execute(conn, params).fetchone()
     return None if row is None else bool(row[0])
 
 
@@ -571,9 +572,19 @@ def load_history(
     return recorded, [AttemptRecord.from_row(a) for a in attempt_rows]
 
 
-_START_ATTEMPT = sa.insert(attempts).values(outcome="running")
+_START_ATTEMPT_KEYS = (
+    "run_id",
+    "step",
+    "number",
+    "round",
+    "position",
+    "worker",
+    "started_at",
+    "slot_wait_ms",
+)
+_START_ATTEMPT = Prepared(sa.insert(attempts).values(outcome="running"), _START_ATTEMPT_KEYS)
 
-_END_ATTEMPT = (
+_END_ATTEMPT = Prepared(
     sa.update(attempts)
     .where(
         attempts.c.run_id == sa.bindparam("b_run"),
@@ -602,8 +613,8 @@ def start_attempt(
     slot_wait_ms: int | None = None,
 ) -> None:
     """Record that attempt ``number`` of ``step`` starts now."""
-    conn.execute(
-        _START_ATTEMPT,
+    _START_ATTEMPT.execute(
+        conn,
         {
             "run_id": run_id,
             "step": step,
@@ -629,8 +640,8 @@ def end_attempt(
     retry_at: datetime | None = None,
 ) -> None:
     """Record how attempt ``number`` of ``step`` ended."""
-    conn.execute(
-        _END_ATTEMPT,
+    _END_ATTEMPT.execute(
+        conn,
         {
             "b_run": run_id,
             "b_step": step,
@@ -663,21 +674,20 @@ _STEP_COLUMNS = (
     "finished_at",
     "duration_ms",
 )
-_SAVE_STEP: dict[str, Any] = {}
+_SAVE_STEP: dict[str, Prepared] = {}
 
 
-def _save_step_statement(conn: Connection) -> Any:
+def _save_step_statement(conn: Connection) -> Prepared:
     name = conn.dialect.name
     if name not in _SAVE_STEP:
         stmt = _dialect(conn).insert(steps)
         update = {k: stmt.excluded[k] for k in _STEP_COLUMNS if k != "name"}
-        _SAVE_STEP[name] = stmt.on_conflict_do_update(
-            index_elements=["run_id", "name"], set_=update
-        )
+        upsert = stmt.on_conflict_do_update(index_elements=["run_id", "name"], set_=update)
+        _SAVE_STEP[name] = Prepared(upsert, ("run_id", *_STEP_COLUMNS))
     return _SAVE_STEP[name]
 
 
 def save_step(conn: Connection, run_id: str, record: StepRecord | dict[str, Any]) -> None:
     """Insert or overwrite the step's summary row (a record, or a dict of its columns)."""
     values = record if isinstance(record, dict) else record.model_dump()
-    conn.execute(_save_step_statement(conn), {"run_id": run_id, **values})
+    _save_step_statement(conn).execute(conn, {"run_id": run_id, **values})

@@ -1,0 +1,78 @@
+"""Statements built with SQLAlchemy Core once, then run straight on the driver's cursor.
+
+A step's commit writes four small rows. SQLAlchemy's work per execution (the compiled-cache
+lookup, building the parameters, setting up a result) cost more than SQLite needs to run them, so
+the per-step statements are compiled once per dialect, with their bind processors, and executed
+on the DBAPI cursor of the same connection and transaction. What SQLAlchemy would add still
+happens: ``before_cursor_execute`` listeners see each statement (statement counts, fault
+injection), driver errors are raised as SQLAlchemy's ``DBAPIError`` and a lost connection is
+invalidated so the pool replaces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+__all__ = ["Prepared"]
+
+_Processor = Callable[[Any], Any] | None
+
+
+class _Compiled:
+    """One dialect's SQL text, and how to turn named values into the driver's parameters."""
+
+    def __init__(self, stmt: ClauseElement, keys: Sequence[str], dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+        assert isinstance(compiled, SQLCompiler)  # DML and SELECT always compile to one
+        self.sql = compiled.string
+        self.positional = bool(compiled.positional)
+        names = list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
+        self.binds: list[tuple[str, Any, _Processor]] = []
+        for name in names:
+            bind = compiled.binds[name]
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            self.binds.append((name, None if bind.required else bind.effective_value, processor))
+
+    def parameters(self, values: dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        out: list[Any] = []
+        for name, default, processor in self.binds:
+            value = values.get(name, default)
+            out.append(value if processor is None else processor(value))
+        if self.positional:
+            return out
+        return {name: value for (name, _, _), value in zip(self.binds, out, strict=True)}
+
+
+class Prepared:
+    """A Core statement (``keys``: the columns an INSERT or UPDATE is given) that runs on the
+    connection's cursor; :meth:`execute` returns that cursor (for ``RETURNING`` rows)."""
+
+    def __init__(self, stmt: ClauseElement, keys: Sequence[str] = ()) -> None:
+        self._stmt, self._keys = stmt, tuple(keys)
+        self._by_dialect: dict[str, _Compiled] = {}
+
+    def execute(self, conn: Connection, values: dict[str, Any]) -> Any:
+        """Run the statement with ``values`` (by bind or column name) in ``conn``'s transaction."""
+        dialect = conn.dialect
+        compiled = self._by_dialect.get(dialect.name)
+        if compiled is None:
+            compiled = self._by_dialect[dialect.name] = _Compiled(self._stmt, self._keys, dialect)
+        params = compiled.parameters(values)
+        cursor = conn.connection.cursor()
+        if conn.dispatch.before_cursor_execute:
+            conn.dispatch.before_cursor_execute(conn, cursor, compiled.sql, params, None, False)
+        try:
+            cursor.execute(compiled.sql, params)
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor):
+                conn.invalidate(exc)
+            raise sa.exc.DBAPIError.instance(
+                compiled.sql, params, exc, dialect.loaded_dbapi.Error
+            ) from exc
+        return cursor
