@@ -111,3 +111,18 @@ def test_the_fake_model_knobs_of_settings_still_reach_the_fake_model() -> None:
     model = FakeModel.from_settings(settings)
     assert model.delay == 0.25 and model.faults == {"generate": Fault(times=2)}
     assert deprecations(lambda: Settings(fake_delay=0.5))[1] == []
+
+
+def test_the_http_shape_of_a_generation_still_answers_from_the_library() -> None:
+    """``Generation.to_api`` (now the web app's ``generation_json``) still works, warning once."""
+    from datetime import UTC, datetime
+
+    from plushify_core.generations import Generation
+
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    gen = Generation(id="g1", user_id="u", status="processing", created_at=now, updated_at=now)
+    shape, warned = deprecations(lambda: gen.to_api(original_image_url="/o"))
+    assert len(warned) == 1 and "generation_json" in warned[0]
+    assert shape["original_image_url"] == "/o" and shape["step_count"] == 5
+    assert shape["created_at"] == now.isoformat() and shape["waiting"] is None
+    assert deprecations(lambda: gen.to_api())[1] == []

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from .database import is_postgres
+from .deprecation import warn_once
 from .engine import Engine, run_sql
 from .engine.context import POSTPONED
 from .errors import NonRetriableError, NotFound, NotRetryable, ReservationClosed
@@ -103,18 +104,14 @@ class Generation(BaseModel):
     def to_api(
         self, *, original_image_url: str | None = None, plushie_image_url: str | None = None
     ) -> dict[str, Any]:
-        """The JSON shape of ``GET /api/generations/<id>`` (URLs are the app's to build)."""
-        return {
-            "id": self.id,
-            "status": self.status,
-            "step": self.step,
+        """Deprecated: the HTTP shape is the web app's (``plushify_flask.presenters``)."""
+        warn_once("Generation.to_api", "plushify_flask.presenters.generation_json")
+        shown = {"id", "status", "step", "subject_type", "error", "waiting"}
+        return self.model_dump(include=shown) | {
             "step_number": self.step_number,
             "step_count": len(STEPS),
             "original_image_url": original_image_url,
             "plushie_image_url": plushie_image_url,
-            "subject_type": self.subject_type,
-            "error": self.error,
-            "waiting": self.waiting,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }

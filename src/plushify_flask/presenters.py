@@ -73,20 +73,30 @@ def iso(value: datetime | None) -> str | None:
 
 
 def generation_json(gen: Generation) -> dict[str, Any]:
-    """A generation as the API's JSON object (image URLs point at the media route)."""
+    """A generation as the API's JSON object (``GET /api/generations/<id>``, see docs/api.md).
+
+    The HTTP shape is the web app's, not the library's; image URLs point at the media route.
+    """
     has_original = bool(gen.original_key)
     has_plushie = bool(gen.plushie_key) and gen.status == "completed"
-    data = gen.to_api(
-        original_image_url=(
-            url_for("media.image", generation_id=gen.id, kind="original") if has_original else None
-        ),
-        plushie_image_url=(
-            url_for("media.image", generation_id=gen.id, kind="plushie") if has_plushie else None
-        ),
-    )
-    data["created_at"] = iso(gen.created_at)
-    data["updated_at"] = iso(gen.updated_at)
-    return data
+    return {
+        "id": gen.id,
+        "status": gen.status,
+        "step": gen.step,
+        "step_number": gen.step_number,
+        "step_count": len(STEPS),
+        "original_image_url": _image_url(gen, "original") if has_original else None,
+        "plushie_image_url": _image_url(gen, "plushie") if has_plushie else None,
+        "subject_type": gen.subject_type,
+        "error": gen.error,
+        "waiting": gen.waiting,
+        "created_at": iso(gen.created_at),
+        "updated_at": iso(gen.updated_at),
+    }
+
+
+def _image_url(gen: Generation, kind: str) -> str:
+    return url_for("media.image", generation_id=gen.id, kind=kind)
 
 
 def status_counts(gens: Iterable[Generation]) -> dict[str, int]:
