@@ -299,7 +299,7 @@ class Engine:
 
         ``keep_steps=None`` keeps every completed step; otherwise completed steps not named run
         again. Failed steps start over with a fresh attempt budget (a new round); every earlier
-        attempt stays in the history. The caller dispatches the run. :class:`NotRetryable`
+        attempt stays in the history. The caller dispatches the run. :class:`NotFailed`
         unless the run failed.
         """
         if conn is None:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
 
-from ..errors import InvalidArgument, NonRetriableError, Postpone, StepError
+from ..errors import InvalidArgument, NonRetryableError, Postpone, StepError
 from ..logs import log_context
 from . import run_sql
 from .definition import Pipeline, RetryPolicy
@@ -262,7 +262,7 @@ class RunContext:
             except Postpone as wait:
                 # Refused before it started (e.g. no model capacity): no attempt at all.
                 raise self._postponed(name, None, wait) from wait
-            except NonRetriableError as refused:
+            except NonRetryableError as refused:
                 raise FailRun(describe(refused), refused.user_message) from refused
         number = self._numbers.get(name, 0) + 1
         run_sql.start_attempt(

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from ..errors import NonRetriableError, StepResultTooLarge
+from ..errors import NonRetryableError, StepResultTooLarge
 
 __all__ = ["MAX_RESULT_BYTES", "adapter_for", "encode_result"]
 
@@ -66,7 +66,7 @@ def encode_result(name: str, adapter: TypeAdapter[Any], value: Any, max_bytes: i
     try:
         data = adapter.dump_json(value)
     except Exception as exc:
-        raise NonRetriableError(f"step {name!r} returned a value that is not JSON: {exc}") from exc
+        raise NonRetryableError(f"step {name!r} returned a value that is not JSON: {exc}") from exc
     if len(data) > max_bytes:
         raise StepResultTooLarge(
             f"step {name!r} returned {len(data)} bytes of JSON; step results are limited to "

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ..database import is_postgres, is_sqlite
-from ..errors import NotFound, NotRetryable
+from ..errors import NotFailed, NotFound
 from ..schema import attempts, runs, steps
 from .prepared import Prepared
 from .records import AttemptRecord, RunDetail, RunRecord, StepRecord
@@ -543,7 +543,7 @@ def reset_for_retry(
         exists = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).first()
         if exists is None:
             raise NotFound(f"no run {run_id!r}")
-        raise NotRetryable(f"run {run_id} is {exists[0]}; only failed runs can be retried")
+        raise NotFailed(f"run {run_id} is {exists[0]}; only failed runs can be retried")
     forget = steps.c.status != "completed"
     if keep_steps is not None:
         forget = sa.or_(forget, steps.c.name.not_in(list(keep_steps)))
