@@ -140,7 +140,7 @@ def test_jittered_backoff_follows_the_seeded_rng(db: SQLEngine) -> None:
     assert all(0 <= d <= 3.0 for d in delays)
 
 
-def test_non_retriable_error_fails_at_once(db: SQLEngine) -> None:
+def test_non_retryable_error_fails_at_once(db: SQLEngine) -> None:
     """NonRetryableError (and StepError(retryable=False)) fail the run on the first attempt."""
     engine, _ = manual_engine(db)
     effects = SideEffects()

@@ -85,7 +85,7 @@ def test_duplicate_delivery_from_eight_threads_runs_each_step_once(db: SQLEngine
 
 
 def test_duplicate_delivery_of_a_failing_run_calls_on_failure_once(db: SQLEngine) -> None:
-    """A non-retriable failure delivered to 8 overlapping threads: one attempt, on_failure once."""
+    """A non-retryable failure delivered to 8 overlapping threads: one attempt, on_failure once."""
     engine, _ = manual_engine(db)
     failures: list[str] = []
     effects = SideEffects()

@@ -14,8 +14,8 @@ from plushify_core.errors import (
     InsufficientCredits,
     InvalidImage,
     InvalidState,
+    NotFailed,
     NotFound,
-    NotRetryable,
     StorageError,
     TooManyInProgress,
 )
@@ -103,12 +103,12 @@ def test_failure_for_good_releases_then_retry_without_reupload_charges_once(h: H
     assert (b.credits, b.in_use) == (1, 0)
     # The kept steps did not run again: one analysis in all
     assert [c.method for c in h.model.calls].count("analyze") == 1
-    with pytest.raises(NotRetryable):
+    with pytest.raises(NotFailed):
         h.app.retry("carol", gen.id)
 
 
 def test_fatal_model_error_fails_at_once(h: Harness) -> None:
-    """A non-retriable model error fails the generation after one attempt, uncharged."""
+    """A non-retryable model error fails the generation after one attempt, uncharged."""
     h.app.ledger.grant("dan", 1, key="g")
     h.model.fail_always("analyze")
     gen = h.app.submit("dan", photo(seed=5))
@@ -482,7 +482,7 @@ def test_delete_during_a_storage_fault_can_be_asked_again(database_url: str) -> 
     with pytest.raises(StorageError):
         h.app.delete("tia", gen.id)
     assert h.app.get("tia", gen.id).status == "failed"  # still there: nothing orphaned
-    with pytest.raises(NotRetryable):  # half deleted: its files may be gone
+    with pytest.raises(NotFailed):  # half deleted: its files may be gone
         h.app.retry("tia", gen.id)
     broken.clear()
     h.app.delete("tia", gen.id)

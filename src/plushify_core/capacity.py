@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from .clock import Clock
 from .engine import run_sql
-from .errors import ConfigurationError, NonRetriableError, Postpone
+from .errors import ConfigurationError, NonRetryableError, Postpone
 
 __all__ = ["BUSY", "ModelCapacity"]
 
@@ -59,7 +59,7 @@ class ModelCapacity:
 
         Call it in the transaction that records the step's attempt (a ``begin`` writer): the
         lock taken here is held until that commit. Raises :class:`Postpone` when there is no
-        place, :class:`NonRetriableError` (``model_busy``) when the wait would pass ``deadline``.
+        place, :class:`NonRetryableError` (``model_busy``) when the wait would pass ``deadline``.
         """
         if not self.limited:
             return
@@ -78,7 +78,7 @@ class ModelCapacity:
         if wait is None:
             return
         if deadline is not None and now + timedelta(seconds=wait) >= deadline:
-            raise NonRetriableError(
+            raise NonRetryableError(
                 f"No model capacity before the generation's deadline: {why}",
                 code="model_busy",
                 user_message=BUSY,

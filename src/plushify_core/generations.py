@@ -24,7 +24,7 @@ from .database import is_postgres
 from .deprecation import warn_once
 from .engine import Engine, run_sql
 from .engine.context import POSTPONED
-from .errors import NonRetriableError, NotFound, NotRetryable, ReservationClosed
+from .errors import NonRetryableError, NotFailed, NotFound, ReservationClosed
 from .ids import validate_id
 from .ledger import CreditLedger
 from .schema import generations, idempotency_keys, reservations
@@ -202,7 +202,7 @@ def insert_generation(
     return gen
 
 
-def generation_row(
+def fetch_generation_any_owner(
     conn: Connection, generation_id: str, *, lock: bool = False
 ) -> Generation | None:
     """A generation by id alone (for the pipeline, which trusts its own payload).
@@ -273,23 +273,23 @@ def progress(conn: Connection, generation_id: str, now: datetime, **values: Any)
 def complete(conn: Connection, ledger: CreditLedger, generation_id: str, now: datetime) -> str:
     """Charge the held credit and mark the generation completed; ``"completed"``.
 
-    A generation deleted, stopped or past its reservation raises :class:`NonRetriableError`
+    A generation deleted, stopped or past its reservation raises :class:`NonRetryableError`
     (the caller's transaction then rolls back: never charged without being completed).
     """
-    gen = generation_row(conn, generation_id, lock=True)
+    gen = fetch_generation_any_owner(conn, generation_id, lock=True)
     if gen is None:
-        raise NonRetriableError("The generation was deleted.")
+        raise NonRetryableError("The generation was deleted.")
     if gen.status == "completed":
         return gen.status
     if not progress(conn, generation_id, now, status="completed", current_step=None, error=None):
-        raise NonRetriableError("The generation is no longer processing.")
+        raise NonRetryableError("The generation is no longer processing.")
     assert gen.reservation_id is not None
     try:
         ledger.capture(gen.reservation_id, now=now, conn=conn)
     except ReservationClosed as exc:
         # Reaped or released meanwhile: never charge.
         stopped = "The generation took too long and was stopped."
-        raise NonRetriableError(stopped, user_message=stopped) from exc
+        raise NonRetryableError(stopped, user_message=stopped) from exc
     return "completed"
 
 
@@ -310,7 +310,7 @@ def close(
     and the guarded update's count checked, so a concurrent ``complete`` wins cleanly.
     ``message(current_step)`` gives the text users see.
     """
-    gen = generation_row(conn, generation_id, lock=True)
+    gen = fetch_generation_any_owner(conn, generation_id, lock=True)
     if gen is None:
         return None
     if gen.status == status:
@@ -342,7 +342,7 @@ def retry(
 ) -> None:
     """Hold a fresh credit and put a failed generation back to processing; its run resumes."""
     if gen.run_id is None:
-        raise NotRetryable("Only failed generations can be retried.")
+        raise NotFailed("Only failed generations can be retried.")
     ledger.reserve(reservation_id, gen.user_id, ttl=ttl, now=now, conn=conn)
     moved = conn.execute(
         sa.update(generations)
@@ -364,11 +364,11 @@ def retry(
             sa.select(generations.c.current_step).where(generations.c.id == gen.id)
         ).scalar()
         if step in (PURGING, PURGED):
-            raise NotRetryable(
+            raise NotFailed(
                 "The photo of this failed generation was deleted after a while; upload it again.",
                 code="original_deleted",
             )
-        raise NotRetryable("Only failed generations can be retried.")
+        raise NotFailed("Only failed generations can be retried.")
     engine.retry(gen.run_id, keep_steps=keep_steps, conn=conn)
 
 

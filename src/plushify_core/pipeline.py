@@ -26,7 +26,7 @@ from .engine import Pipeline, RetryPolicy, RunContext
 from .errors import (
     InvalidImage,
     ModelError,
-    NonRetriableError,
+    NonRetryableError,
     PlushifyError,
     Postpone,
     StorageError,
@@ -172,7 +172,7 @@ class PlushiePipeline:
     @staticmethod
     def _deadline(conn: Connection, gen_id: str) -> datetime | None:
         """When the generation's held credit expires (and the reaper stops it)."""
-        gen = lifecycle.generation_row(conn, gen_id)
+        gen = lifecycle.fetch_generation_any_owner(conn, gen_id)
         if gen is None or gen.reservation_id is None:
             return None
         row = reservation_row(conn, gen.reservation_id)
@@ -180,12 +180,12 @@ class PlushiePipeline:
 
     def _records(self, conn: Connection, gen_id: str, **values: Any) -> None:
         if not lifecycle.progress(conn, gen_id, self.clock.now(), **values):
-            raise NonRetriableError("The generation is no longer processing.")
+            raise NonRetryableError("The generation is no longer processing.")
 
     def _records_original(self, conn: Connection, gen_id: str, original: OriginalImage) -> None:
         try:
             self._records(conn, gen_id, original_key=original.key)
-        except NonRetriableError:
+        except NonRetryableError:
             # Stopped meanwhile: keep the upload for a retry, leave no unrecorded original.
             self.storage.delete(original.key)
             raise
@@ -199,7 +199,7 @@ class PlushiePipeline:
         if not self.storage.exists(staged):
             # A crash after the original was recorded and the staging blob deleted: reuse it.
             with transaction(self.database, write=False) as conn:
-                gen = lifecycle.generation_row(conn, gen_id)
+                gen = lifecycle.fetch_generation_any_owner(conn, gen_id)
             if gen is not None and gen.original_key and self.storage.exists(gen.original_key):
                 key = gen.original_key
                 return OriginalImage(key=key, content_type=self.storage.content_type(key))
@@ -213,7 +213,7 @@ class PlushiePipeline:
                 max_pixels=self.max_pixels,
             )
         except InvalidImage as exc:
-            raise NonRetriableError(
+            raise NonRetryableError(
                 exc.message, code=exc.code, user_message=exc.user_message
             ) from exc
         key = original_key(user_id, gen_id, normal.ext)
@@ -251,7 +251,7 @@ class PlushiePipeline:
         if not exc.retryable or exc.retry_after is None:
             return exc
         with transaction(self.database, write=False) as conn:
-            gen = lifecycle.generation_row(conn, gen_id)
+            gen = lifecycle.fetch_generation_any_owner(conn, gen_id)
         deadline = None
         if gen is not None and gen.reservation_id is not None:
             try:
@@ -260,7 +260,7 @@ class PlushiePipeline:
                 deadline = None  # closed meanwhile: finalize refuses to charge anyway
         due = self.clock.now() + timedelta(seconds=exc.retry_after)
         if deadline is not None and due >= deadline:
-            return NonRetriableError(
+            return NonRetryableError(
                 f"The model asked to wait past the generation's deadline: {exc.message}",
                 code="model_busy",
                 user_message=BUSY,

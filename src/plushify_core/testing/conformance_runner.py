@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine as SQLEngine
 
 from ..context import RunContext
 from ..engine import Engine, Pipeline
-from ..errors import NonRetriableError
+from ..errors import NonRetryableError
 from ..retry import RetryPolicy
 from ..runner import Runner
 from ..runs import RunDetail, RunRecord
@@ -128,7 +128,7 @@ class RunnerConformance:
             ctx.step("body", body)
 
         def doomed(ctx: RunContext, payload: dict[str, Any]) -> None:
-            ctx.step("doomed", _raise_non_retriable)
+            ctx.step("doomed", _raise_non_retryable)
 
         def on_failure(run: RunRecord, error: str) -> None:
             probe.failures.append(run.id)
@@ -169,7 +169,7 @@ class RunnerConformance:
     def test_fails_for_good_and_calls_on_failure_once(
         self, engine: Engine, start_runner: StartRunner, probe: _Probe
     ) -> None:
-        """A non-retriable step fails the run once, even when it is dispatched three times."""
+        """A non-retryable step fails the run once, even when it is dispatched three times."""
         runner = start_runner(engine)
         run = engine.submit("conf-doomed", {})
         for _ in range(3):
@@ -244,5 +244,5 @@ class RunnerConformance:
         assert dict(probe.effects) == {"a": 1, "b": 2, "c": 1}
 
 
-def _raise_non_retriable() -> None:
-    raise NonRetriableError("this step can never succeed")
+def _raise_non_retryable() -> None:
+    raise NonRetryableError("this step can never succeed")

@@ -222,7 +222,7 @@ class FakeModel:
         self._script(method, Fault(times=times, retry_after=retry_after))
 
     def fail_always(self, method: str) -> None:
-        """From now on, every call of ``method`` fails non-retriably."""
+        """From now on, every call of ``method`` fails non-retryably."""
         self._script(method, Fault(fatal=True))
 
     def heal(self) -> None:
