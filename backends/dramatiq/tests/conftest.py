@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from dramatiq.broker import Broker
+from dramatiq_support import LEASE_SECONDS
 from plushify_dramatiq.brokers import build_broker
 from plushify_dramatiq.runner import DramatiqRunner
 from plushify_dramatiq.settings import DramatiqSettings
@@ -23,8 +23,6 @@ from plushify_dramatiq.testing import WorkerProcess, settings_env
 
 from plushify_core.database import create_engine
 from plushify_core.engine import Engine
-from plushify_core.facade import Plushify
-from plushify_core.settings import Settings
 from plushify_core.testing.services import missing_service
 
 pytest_plugins = ["plushify_core.testing.fixtures"]
@@ -114,17 +112,6 @@ def _drop_queue(broker: Broker, queue: str) -> None:
 
 # --- real worker subprocesses ------------------------------------------------------------
 
-LEASE_SECONDS = 4.0
-
-
-def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
-    """Poll ``predicate`` until true; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.1)
-
 
 @pytest.fixture
 def effects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -194,12 +181,3 @@ def producer(
     dramatiq_pipelines.register(engine)
     yield DramatiqRunner(engine, options=options, broker=broker)
     db.dispose()
-
-
-def facade_from_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Plushify:
-    """The web side as an operator starts it: ``Plushify.from_settings`` on the Dramatiq runner."""
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    app = Plushify.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
-    assert isinstance(app.runner, DramatiqRunner)
-    return app

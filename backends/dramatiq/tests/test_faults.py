@@ -18,7 +18,7 @@ from pathlib import Path
 import dramatiq_pipelines as pipelines
 import pytest
 from broker_faults import broker_port, close_connections, worker_connections
-from conftest import wait_for
+from dramatiq_support import wait_for
 from plushify_dramatiq.runner import DramatiqRunner
 from plushify_dramatiq.settings import DramatiqSettings
 from plushify_dramatiq.testing import WorkerProcess

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dramatiq_pipelines as pipelines
 import pytest
-from conftest import wait_for
+from dramatiq_support import wait_for
 from plushify_dramatiq.runner import DramatiqRunner
 from plushify_dramatiq.testing import WorkerProcess
 

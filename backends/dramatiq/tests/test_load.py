@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import LEASE_SECONDS, facade_from_env
 from dramatiq.broker import Broker
+from dramatiq_support import LEASE_SECONDS, facade_from_env
 from plushify_dramatiq.testing import WorkerProcess
 
 from plushify_core.errors import TooManyInProgress

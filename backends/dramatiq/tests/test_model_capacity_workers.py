@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LEASE_SECONDS, facade_from_env, wait_for
 from dramatiq.broker import Broker
+from dramatiq_support import LEASE_SECONDS, facade_from_env, wait_for
 from plushify_dramatiq.testing import WorkerProcess
 
 from plushify_core.facade import Plushify

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from dramatiq_support import wait_for
 from plushify_dramatiq.runner import DramatiqRunner
 from plushify_dramatiq.testing import WorkerProcess
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LEASE_SECONDS, facade_from_env, wait_for
 from dramatiq.broker import Broker
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware
+from dramatiq_support import LEASE_SECONDS, facade_from_env, wait_for
 from PIL import Image
 from plushify_dramatiq.testing import WorkerProcess
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import LEASE_SECONDS, facade_from_env, wait_for
 from dramatiq.broker import Broker
+from dramatiq_support import LEASE_SECONDS, facade_from_env, wait_for
 from plushify_dramatiq.testing import WorkerProcess
 
 from plushify_core.facade import Plushify
