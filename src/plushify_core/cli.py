@@ -1,12 +1,12 @@
 """The ``plushify`` command line; every command reads the same :class:`Settings` (environment).
 
-Commands of optional packages (the web app's ``demo``/``serve``/``users``, the Dramatiq
-``worker``) are attached when those packages are installed.
+Commands of other distributions (the web app's ``demo``/``serve``/``users``, the Dramatiq
+``worker``) are plug-ins: entry points of the group ``plushify.commands``, loaded when named. A
+documented command whose package is missing says what to install.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 import time
 from datetime import timedelta
@@ -17,26 +17,17 @@ from sqlalchemy.engine import Engine as SQLEngine
 
 from .database import create_engine, create_schema, schema_revision, upgrade_schema
 from .engine import Engine, RunStatus
-from .errors import PlushifyError
+from .errors import BackendNotInstalled, ConfigurationError, PlushifyError
 from .facade import Plushify
 from .ids import new_id
 from .ledger import CreditLedger
 from .migrations import CORE, SchemaHistory, head_revision, is_known
+from .registry import available_commands, load_command, load_schemas
 from .replay import RunFilter, parse_age, retry_matching
 from .settings import Settings
 from .user_directory import load_user_directory, resolve_user
 
 __all__ = ["main"]
-
-# (module, attribute) of commands contributed by optional distributions.
-_OPTIONAL_COMMANDS = (
-    ("plushify_flask.cli", "demo_command"),
-    ("plushify_flask.cli", "serve_command"),
-    ("plushify_flask.cli", "users_group"),
-    ("plushify_dramatiq.cli", "worker_command"),
-)
-# (module, attribute) of the schema histories of optional distributions, after the library's.
-_OPTIONAL_SCHEMAS = (("plushify_flask.migrations", "WEB_SCHEMA"),)
 
 
 def _database(settings: Settings) -> SQLEngine:
@@ -48,9 +39,46 @@ def _database(settings: Settings) -> SQLEngine:
     return database
 
 
+def _unavailable(name: str, error: ConfigurationError) -> click.Command:
+    """Stands in for a plug-in command that cannot load: running it (with any arguments, even
+    ``--help``) prints why, and what to install when that is the cause."""
+
+    def fail() -> None:
+        raise click.ClickException(error.message)
+
+    if isinstance(error, BackendNotInstalled):
+        summary = "Not installed: " + error.message.rsplit(": ", 1)[-1]
+    else:
+        summary = "Cannot be loaded (run it for why)."
+    return click.Command(
+        name,
+        callback=fail,
+        help=error.message,
+        short_help=summary,
+        add_help_option=False,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
 class _Commands(click.Group):
-    """Plushify's errors end a command with their code and message, not a traceback (e.g. a
+    """The core commands plus the installed plug-ins (``plushify.commands``), loaded by name.
+
+    Plushify's errors end a command with their code and message, not a traceback (e.g. a
     database at an older schema: ``schema_version: … run `plushify db upgrade```)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *available_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        try:
+            return load_command(cmd_name)
+        except ConfigurationError as exc:
+            if exc.code == "unknown_command":
+                return None  # click says there is no such command
+            return _unavailable(cmd_name, exc)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -239,13 +267,7 @@ def db_group() -> None:
 
 
 def _schemas() -> list[SchemaHistory]:
-    histories = [CORE]
-    for module, attribute in _OPTIONAL_SCHEMAS:
-        try:
-            histories.append(getattr(importlib.import_module(module), attribute))
-        except (ImportError, AttributeError):
-            continue
-    return histories
+    return [CORE, *load_schemas()]
 
 
 def _bare_database() -> SQLEngine:
@@ -297,17 +319,6 @@ def db_current() -> None:
     finally:
         database.dispose()
 
-
-def _attach_optional_commands() -> None:
-    for module, attribute in _OPTIONAL_COMMANDS:
-        try:
-            command = getattr(importlib.import_module(module), attribute)
-        except (ImportError, AttributeError):
-            continue
-        main.add_command(command)
-
-
-_attach_optional_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,4 +1,5 @@
-"""Commands of the web app, attached to the core ``plushify`` CLI: demo, serve, users.
+"""Commands of the web app, attached to the core ``plushify`` CLI through the ``plushify.commands``
+entry points (``pyproject.toml``): demo, serve, users.
 
 Every command reads the same settings (``PLUSHIFY_*`` environment, ``.env``), so they act on the
 same database and blobs. ``demo`` pins SQLite and files under ``PLUSHIFY_DATA_DIR`` and the

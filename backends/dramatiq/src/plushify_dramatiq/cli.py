@@ -1,6 +1,7 @@
 """``plushify worker``: start Dramatiq workers with the configured broker, processes and threads.
 
-The lead wires :data:`worker_command` into core's CLI; it is the same as running
+:data:`worker_command` is attached to core's CLI through the ``plushify.commands`` entry point
+(``pyproject.toml``); it is the same as running
 ``dramatiq plushify_dramatiq.worker --processes N --threads M``.
 """
 
