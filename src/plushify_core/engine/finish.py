@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import TypeAdapter
 
 from ..database import transaction
@@ -43,7 +42,7 @@ def finish_run(
     run: RunRecord,
     status: str,
     *,
-    guard: sa.ColumnElement[bool],
+    guard: run_sql.Guard,
     error: str | None = None,
     user_error: str | None = None,
     result: Any = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from .prepared import Prepared
 from .records import AttemptRecord, RunDetail, RunRecord, StepRecord
 
 __all__ = [
+    "Guard",
     "claim",
     "claim_hook",
     "count_running",
@@ -266,9 +268,24 @@ def wait_for_slot(conn: Connection, run_id: str, now: datetime, until: datetime)
     )
 
 
-def owned(run_id: str, token: str) -> sa.ColumnElement[bool]:
-    """The SQL guard: this run, still running, still under the lease ``token``."""
-    return sa.and_(runs.c.id == run_id, runs.c.status == "running", runs.c.lease_owner == token)
+@dataclass(frozen=True)
+class Guard:
+    """Which run a write may change: a WHERE clause built once, and the values it binds."""
+
+    clause: sa.ColumnElement[bool]
+    values: dict[str, Any]
+
+
+_OWNED = sa.and_(
+    runs.c.id == sa.bindparam("g_id"),
+    runs.c.status == "running",
+    runs.c.lease_owner == sa.bindparam("g_token"),
+)
+
+
+def owned(run_id: str, token: str) -> Guard:
+    """This run, still running, still under the lease ``token``."""
+    return Guard(_OWNED, {"g_id": run_id, "g_token": token})
 
 
 _RENEW = Prepared(
@@ -297,18 +314,16 @@ def requeue(
     conn: Connection, run_id: str, token: str, now: datetime, due: datetime, error: str | None
 ) -> bool:
     """Give up the lease until ``due`` (a step's backoff); ``False`` when it was not ours."""
-    moved = conn.execute(
-        sa.update(runs)
-        .where(owned(run_id, token))
-        .values(
-            status="queued",
-            error=error,
-            lease_owner=None,
-            lease_expires_at=None,
-            next_attempt_at=due,
-            updated_at=now,
-        )
-    ).rowcount
+    guard = owned(run_id, token)
+    values = {
+        "status": "queued",
+        "error": error,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "next_attempt_at": due,
+        "updated_at": now,
+    }
+    moved = conn.execute(_guarded_update(guard), {**guard.values, **values}).rowcount
     return moved == 1
 
 
@@ -419,19 +434,40 @@ def wake_waiters(conn: Connection, key: str, limit: int, now: datetime) -> tuple
 # --- final transitions and their hooks ----------------------------------------------------
 
 
-def guard_seen(run: RunRecord) -> sa.ColumnElement[bool]:
+_SEEN = sa.and_(
+    runs.c.id == sa.bindparam("g_id"),
+    runs.c.status == sa.bindparam("g_status"),
+    runs.c.updated_at == sa.bindparam("g_updated", type_=runs.c.updated_at.type),
+    runs.c.lease_owner.is_not_distinct_from(sa.bindparam("g_token", type_=sa.String)),
+)
+
+
+def guard_seen(run: RunRecord) -> Guard:
     """The run exactly as it was read: a concurrent claim, retry or release makes it miss."""
-    return sa.and_(
-        runs.c.id == run.id,
-        runs.c.status == run.status,
-        runs.c.updated_at == run.updated_at,
-        runs.c.lease_owner.is_not_distinct_from(run.lease_owner),
-    )
+    values = {
+        "g_id": run.id,
+        "g_status": run.status,
+        "g_updated": run.updated_at,
+        "g_token": run.lease_owner,
+    }
+    return Guard(_SEEN, values)
+
+
+_GUARDED: dict[int, Any] = {}
+
+
+def _guarded_update(guard: Guard) -> Any:
+    """``UPDATE runs ... WHERE guard RETURNING *``, built once per guard (values come as
+    parameters, so SQLAlchemy compiles it once per set of columns)."""
+    key = id(guard.clause)
+    if key not in _GUARDED:
+        _GUARDED[key] = sa.update(runs).where(guard.clause).returning(*runs.c)
+    return _GUARDED[key]
 
 
 def to_final(
     conn: Connection,
-    guard: sa.ColumnElement[bool],
+    guard: Guard,
     status: str,
     now: datetime,
     *,
@@ -442,28 +478,21 @@ def to_final(
     **more: Any,
 ) -> RunRecord | None:
     """Move the guarded run to a final status, arming its hook when ``hook_owner`` is given."""
-    row = (
-        conn.execute(
-            sa.update(runs)
-            .where(guard)
-            .values(
-                status=status,
-                error=error,
-                user_error=user_error,
-                hook_pending=status if hook_owner is not None else None,
-                lease_owner=hook_owner,
-                lease_expires_at=hook_expiry,
-                next_attempt_at=None,
-                waiting_since=None,
-                finished_at=now,
-                updated_at=now,
-                **more,
-            )
-            .returning(*runs.c)
-        )
-        .mappings()
-        .first()
-    )
+    values = {
+        "status": status,
+        "error": error,
+        "user_error": user_error,
+        "hook_pending": status if hook_owner is not None else None,
+        "lease_owner": hook_owner,
+        "lease_expires_at": hook_expiry,
+        "next_attempt_at": None,
+        "waiting_since": None,
+        "finished_at": now,
+        "updated_at": now,
+        **more,
+    }
+    found = conn.execute(_guarded_update(guard), {**guard.values, **values})
+    row = found.mappings().first()
     return None if row is None else RunRecord.from_row(row)
 
 
