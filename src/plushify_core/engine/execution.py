@@ -20,7 +20,7 @@ from .context import RunContext
 from .definition import Pipeline
 from .finish import finish_run, resume_hook
 from .leases import Lease, check_slot, release_slot
-from .records import RunRecord
+from .records import AttemptRecord, RunRecord, StepRecord
 from .retry import describe
 from .runtime import Runtime
 from .signals import Cancelled, FailRun, LeaseLost, RetryLater
@@ -127,7 +127,12 @@ def _execute_claimed(
     slot_wait_ms: int | None,
     last_seen_alive: datetime | None,
 ) -> Outcome:
-    recorded, history = run_sql.load_history(unit.conn, run.id)
+    recorded: dict[str, StepRecord] = {}
+    history: list[AttemptRecord] = []
+    if run.attempts > 1:
+        # Attempts are counted at claim and never reset: at the first claim nothing was
+        # recorded yet, so there is no history to read.
+        recorded, history = run_sql.load_history(unit.conn, run.id)
     extra = {"run_id": run.id, "pipeline": pipeline.name, "attempt": run.attempts}
 
     def started() -> None:

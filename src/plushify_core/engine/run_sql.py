@@ -72,8 +72,11 @@ def insert_run(conn: Connection, values: dict[str, Any]) -> RunRecord:
     name = conn.dialect.name
     if name not in _INSERT_RUN:
         # ON CONFLICT DO NOTHING: a duplicate never aborts the caller's transaction.
-        _INSERT_RUN[name] = _dialect(conn).insert(runs).on_conflict_do_nothing()
-    conn.execute(_INSERT_RUN[name], values)
+        insert = _dialect(conn).insert(runs).on_conflict_do_nothing()
+        _INSERT_RUN[name] = insert.returning(*runs.c)
+    inserted = conn.execute(_INSERT_RUN[name], values).mappings().first()
+    if inserted is not None:
+        return RunRecord.from_row(inserted)
     key = values["idempotency_key"]
     if key is not None:
         found = conn.execute(_RUN_BY_KEY, {"b_key": key})
