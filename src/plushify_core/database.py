@@ -92,7 +92,8 @@ def _open_sqlite(url: str, **kwargs: Any) -> Engine:
     @event.listens_for(database, "begin")
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE, True)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        if write is not None:  # None: autocommit reads (see ``reading``)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return database
 
@@ -155,6 +156,23 @@ def transaction(database: Engine, *, write: bool = True) -> Iterator[Connection]
         conn = conn.execution_options(**{_WRITE: write})
         with conn.begin():
             yield conn
+
+
+@contextmanager
+def reading(database: Engine) -> Iterator[Connection]:
+    """A connection for reads of one statement each, with no ``BEGIN``/``COMMIT`` around them.
+
+    Each statement sees its own consistent snapshot (SQLite and PostgreSQL make a lone statement
+    atomic), which is all a single-statement read needs; it saves two round trips to PostgreSQL
+    and, on SQLite, two calls into the library per read. Reads that must agree with each other
+    belong in one :func:`transaction` (``write=False``). Never write through this connection.
+    """
+    with database.connect() as conn:
+        if is_sqlite(conn):
+            conn = conn.execution_options(**{_WRITE: None})
+        else:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 def create_schema(database: Engine, history: SchemaHistory = CORE) -> None:

@@ -17,7 +17,7 @@ from . import generations as lifecycle
 from . import idempotency, replay
 from .capacity import ModelCapacity
 from .clock import Clock, SystemClock
-from .database import create_engine, create_schema, transaction
+from .database import create_engine, create_schema, reading, transaction
 from .engine import Engine, RetryPolicy
 from .errors import InvalidState, NotFound, NotRetryable, PlushifyError, StorageError
 from .generations import Generation, fetch_generation, list_generations
@@ -25,6 +25,7 @@ from .idempotency import validate_key
 from .ids import new_id, validate_user_id
 from .images import validate_image
 from .ledger import Balance, CreditLedger
+from .ledger_sql import balance_of
 from .model import Model
 from .pipeline import MODEL_STEPS, PIPELINE_NAME, PlushiePipeline
 from .registry import load_model, load_runner
@@ -235,7 +236,7 @@ class Plushify:
 
     def get(self, user_id: str, generation_id: str) -> Generation:
         """The user's generation; :class:`NotFound` when missing or someone else's."""
-        with transaction(self.database, write=False) as conn:
+        with reading(self.database) as conn:  # one statement: no BEGIN/COMMIT needed
             return fetch_generation(conn, user_id, generation_id)
 
     def list(
@@ -336,7 +337,8 @@ class Plushify:
 
     def balance(self, user_id: str) -> Balance:
         """The user's credits, credits in use and available credits."""
-        return self.ledger.balance(user_id)
+        with reading(self.database) as conn:  # one statement, like the ledger's own read
+            return balance_of(conn, user_id)
 
     def processing_count(self, user_id: str) -> int:
         """How many of the user's generations are processing."""

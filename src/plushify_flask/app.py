@@ -18,6 +18,7 @@ from .login_guard import LoginGuard
 from .metrics import init_metrics
 from .presenters import init_presenters
 from .security import init_security
+from .sessions import SessionInterface
 from .signup_guard import SignupGuard
 from .throttle import AttemptLog
 from .users import UserStore
@@ -57,6 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__)
     app.request_class = PlushifyRequest
+    app.session_interface = SessionInterface()
     app.config.update(
         SECRET_KEY=web.secret_key or load_secret_key(settings.data_dir),
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + UPLOAD_SLACK_BYTES,

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from plushify_core.clock import Clock, SystemClock, utcnow
-from plushify_core.database import transaction
+from plushify_core.database import reading, transaction
 from plushify_core.errors import InvalidArgument
 from plushify_core.ids import new_id
 
@@ -95,7 +95,9 @@ def normalise_username(name: str) -> str:
     return value
 
 
-# Every API request runs this; built once, it skips SQLAlchemy's per-call statement building.
+# A signed-in browser's every request runs the first, an API client's the second; built once,
+# they skip SQLAlchemy's per-call statement building.
+_BY_ID = sa.select(users).where(users.c.id == sa.bindparam("id"))
 _BY_TOKEN = (
     sa.select(users)
     .join(api_tokens, api_tokens.c.user_id == users.c.id)
@@ -249,8 +251,8 @@ class UserStore:
 
     def get(self, user_id: str) -> User | None:
         """The user with that id, or ``None``."""
-        with transaction(self.engine, write=False) as conn:
-            row = conn.execute(sa.select(users).where(users.c.id == user_id)).first()
+        with reading(self.engine) as conn:
+            row = conn.execute(_BY_ID, {"id": user_id}).first()
         return _user(row) if row else None
 
     def by_name(self, username: str) -> User | None:
@@ -375,7 +377,7 @@ class UserStore:
         """The owner of a live token, or ``None`` for an unknown, revoked or expired one."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
-        with transaction(self.engine, write=False) as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(
                 _BY_TOKEN, {"token_hash": _hash_token(token), "now": self.clock.now()}
             ).first()
