@@ -251,6 +251,11 @@ def _deb_files(deb: Path, wanted: Callable[[str], bool], work: Path) -> dict[str
     return {str(p.relative_to(root)): p for p in root.rglob("*") if p.is_file() and wanted(str(p))}
 
 
+def _ends_with_any(files: dict[str, str]) -> Callable[[str], bool]:
+    """A path filter for ``_deb_files``: the path ends with one of ``files``' keys."""
+    return lambda path: any(path.endswith(member) for member in files)
+
+
 def carve_rcc(data: bytes) -> list[tuple[str, bytes]]:
     """Photos stored in a Qt resource file: JPEG, then WebP, then PNG entries, in file order.
 
@@ -307,19 +312,19 @@ def build(out: Path) -> None:
     copied = [("opencv-doc", OPENCV_FILES), ("tuxpaint-stamps", TUXPAINT_FILES)]
     for package, files in [*copied, ("puzzle-jigsaw", PUZZLE_FILES)]:
         deb = _archive(downloads, package)
-        extracted = _deb_files(deb, lambda p, f=files: any(p.endswith(k) for k in f), work)
+        extracted = _deb_files(deb, _ends_with_any(files), work)
         for member, name in files.items():
             (photos / name).write_bytes(extracted[member].read_bytes())
     deb = _archive(downloads, "kphotoalbum")
     album = _deb_files(deb, lambda p: f"/{KPHOTOALBUM}/" in p and p.endswith(".jpg"), work)
     for photo, turn in KPHOTOALBUM_TURNS.items():
-        source = album[f"{KPHOTOALBUM}/{photo}"]
+        original = album[f"{KPHOTOALBUM}/{photo}"]
         if turn:
-            with Image.open(source) as im:
+            with Image.open(original) as im:
                 # PIL turns anticlockwise; the album's angle is clockwise.
                 im.rotate(-turn, expand=True).save(photos / f"kphotoalbum_{Path(photo).stem}.png")
         else:
-            (photos / f"kphotoalbum_{photo}").write_bytes(source.read_bytes())
+            (photos / f"kphotoalbum_{photo}").write_bytes(original.read_bytes())
     deb = _archive(downloads, "gcompris-qt-data")
     rcc = _deb_files(deb, lambda p: p.endswith(".rcc"), work)
     for activity in GCOMPRIS:
