@@ -307,3 +307,30 @@ def test_sqlite_file_is_private_to_its_owner(tmp_path: Path) -> None:
         assert stat.S_IMODE(shared.stat().st_mode) == 0o640
     finally:
         os.umask(old_umask)
+
+
+def test_a_write_lock_not_granted_is_sqlalchemys_operational_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``BEGIN IMMEDIATE`` goes straight to the driver; its failure still reads as SQLAlchemy's."""
+    import sqlite3
+
+    from plushify_core import database as database_module
+
+    monkeypatch.setattr(database_module, "SQLITE_BUSY_TIMEOUT_S", 0.05)
+    path = tmp_path / "locked.db"
+    engine = database_module.open_database(f"sqlite:///{path}")
+    create_schema(engine)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="locked"), transaction(engine):
+            pass
+        with transaction(engine, write=False) as conn:  # readers are not blocked
+            assert conn.execute(sa.select(sa.func.count()).select_from(meta)).scalar_one() >= 0
+    finally:
+        holder.rollback()
+        holder.close()
+        engine.dispose()
+    with transaction(engine) as conn:  # and the lock, once released, is granted
+        conn.execute(sa.delete(reservations))

@@ -93,9 +93,19 @@ def _open_sqlite(url: str, **kwargs: Any) -> Engine:
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE, True)
         if write is not None:  # None: autocommit reads (see ``reading``)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            _begin(conn, "BEGIN IMMEDIATE" if write else "BEGIN")
 
     return database
+
+
+def _begin(conn: Connection, sql: str) -> None:
+    """Open a transaction on the driver directly: every transaction starts here, and going
+    through SQLAlchemy's statement machinery cost more than the ``BEGIN``. Errors (a lock not
+    granted within the busy timeout) are still SQLAlchemy's ``OperationalError``."""
+    try:
+        conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, (), exc, sqlite3.Error) from exc
 
 
 def _use_wal(cur: sqlite3.Cursor) -> None:
