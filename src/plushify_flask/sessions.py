@@ -2,9 +2,9 @@
 
 Two differences from Flask's own interface, neither visible to a browser:
 
-- A request with ``Authorization: Bearer`` gets a fresh empty session and its cookie is not
-  read: such a request is judged by its token alone (``auth.py``), so the cookie could only be
-  decoded to be ignored.
+- A request with ``Authorization: Bearer`` gets a fresh empty session; its cookie is neither
+  read nor written. Such a request is judged by its token alone (``auth.py``), so the cookie
+  could only be decoded to be ignored, and the answer must not replace a browser's session.
 - The signing serializer is built once per set of keys instead of on every request.
 """
 
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Request
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask import Flask, Request, Response
+from flask import request as current_request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from itsdangerous import URLSafeTimedSerializer
 
 __all__ = ["SessionInterface"]
@@ -46,3 +47,9 @@ class SessionInterface(SecureCookieSessionInterface):
         if _bearer(request) and app.secret_key:
             return self.session_class()
         return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Nothing for a bearer request (its session was never the cookie's); else as Flask."""
+        if _bearer(current_request):
+            return
+        super().save_session(app, session, response)
