@@ -27,7 +27,13 @@ _Processor = Callable[[Any], Any] | None
 class _Compiled:
     """One dialect's SQL text, and how to turn named values into the driver's parameters."""
 
-    def __init__(self, stmt: ClauseElement, keys: Sequence[str], dialect: Dialect) -> None:
+    def __init__(
+        self,
+        stmt: ClauseElement,
+        keys: Sequence[str],
+        columns: Sequence[sa.Column[Any]],
+        dialect: Dialect,
+    ) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
         assert isinstance(compiled, SQLCompiler)  # DML and SELECT always compile to one
         self.sql = compiled.string
@@ -38,6 +44,9 @@ class _Compiled:
             bind = compiled.binds[name]
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             self.binds.append((name, None if bind.required else bind.effective_value, processor))
+        self.columns: list[tuple[str, _Processor]] = [
+            (c.key, c.type.dialect_impl(dialect).result_processor(dialect, None)) for c in columns
+        ]
 
     def parameters(self, values: dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
         out: list[Any] = []
@@ -50,29 +59,55 @@ class _Compiled:
 
 
 class Prepared:
-    """A Core statement (``keys``: the columns an INSERT or UPDATE is given) that runs on the
-    connection's cursor; :meth:`execute` returns that cursor (for ``RETURNING`` rows)."""
+    """A Core statement that runs on the connection's cursor.
 
-    def __init__(self, stmt: ClauseElement, keys: Sequence[str] = ()) -> None:
-        self._stmt, self._keys = stmt, tuple(keys)
+    ``keys`` are the columns an INSERT or UPDATE is given; ``columns`` are those it returns
+    (its ``RETURNING`` or ``SELECT`` list, in order), read back through their SQLAlchemy types.
+    """
+
+    def __init__(
+        self,
+        stmt: ClauseElement,
+        keys: Sequence[str] = (),
+        columns: Sequence[sa.Column[Any]] = (),
+    ) -> None:
+        self._stmt, self._keys, self._columns = stmt, tuple(keys), tuple(columns)
         self._by_dialect: dict[str, _Compiled] = {}
 
-    def execute(self, conn: Connection, values: dict[str, Any]) -> Any:
+    def execute(self, conn: Connection, values: dict[str, Any]) -> None:
         """Run the statement with ``values`` (by bind or column name) in ``conn``'s transaction."""
+        self._run(conn, values, fetch=False)
+
+    def rows(self, conn: Connection, values: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run the statement and return its rows, by column key, as SQLAlchemy would type them."""
+        compiled, raw = self._run(conn, values, fetch=True)
+        columns = compiled.columns
+        return [
+            {key: v if p is None else p(v) for (key, p), v in zip(columns, row, strict=True)}
+            for row in raw
+        ]
+
+    def _run(
+        self, conn: Connection, values: dict[str, Any], *, fetch: bool
+    ) -> tuple[_Compiled, Sequence[Any]]:
         dialect = conn.dialect
         compiled = self._by_dialect.get(dialect.name)
         if compiled is None:
-            compiled = self._by_dialect[dialect.name] = _Compiled(self._stmt, self._keys, dialect)
+            compiled = _Compiled(self._stmt, self._keys, self._columns, dialect)
+            self._by_dialect[dialect.name] = compiled
         params = compiled.parameters(values)
         cursor = conn.connection.cursor()
         if conn.dispatch.before_cursor_execute:
             conn.dispatch.before_cursor_execute(conn, cursor, compiled.sql, params, None, False)
         try:
             cursor.execute(compiled.sql, params)
+            # Read every row: a statement left half-read stays open on SQLite.
+            return compiled, cursor.fetchall() if fetch else []
         except dialect.loaded_dbapi.Error as exc:
             if dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor):
                 conn.invalidate(exc)
             raise sa.exc.DBAPIError.instance(
                 compiled.sql, params, exc, dialect.loaded_dbapi.Error
             ) from exc
-        return cursor
+        finally:
+            cursor.close()

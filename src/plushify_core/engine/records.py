@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.engine import RowMapping
 
 __all__ = [
     "FINAL_STATUSES",
@@ -65,7 +65,7 @@ class RunRecord(BaseModel):
         return self.status in FINAL_STATUSES
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> RunRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> RunRecord:
         """Build a record from a ``runs`` row."""
         data = dict(row)
         data["cancel_requested"] = bool(data.get("cancel_requested"))
@@ -88,7 +88,7 @@ class StepRecord(BaseModel):
     duration_ms: int | None = None
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> StepRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> StepRecord:
         """Build a record from a ``steps`` row."""
         data = {k: v for k, v in row.items() if k != "run_id"}
         return cls.model_validate(data)
@@ -119,7 +119,7 @@ class AttemptRecord(BaseModel):
         return (self.finished_at - self.started_at).total_seconds()
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> AttemptRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> AttemptRecord:
         """Build a record from an ``attempts`` row."""
         return cls.model_validate({k: v for k, v in row.items() if k != "run_id"})
 

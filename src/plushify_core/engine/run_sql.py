@@ -86,12 +86,13 @@ def insert_run(conn: Connection, values: dict[str, Any]) -> RunRecord:
 
 
 _SELECT_RUN = sa.select(runs).where(runs.c.id == sa.bindparam("b_id"))
+_SELECT_RUN_FAST = Prepared(_SELECT_RUN, columns=list(runs.c))
 
 
 def select_run(conn: Connection, run_id: str) -> RunRecord | None:
     """The run, or ``None``."""
-    row = conn.execute(_SELECT_RUN, {"b_id": run_id}).mappings().first()
-    return None if row is None else RunRecord.from_row(row)
+    rows = _SELECT_RUN_FAST.rows(conn, {"b_id": run_id})
+    return RunRecord.from_row(rows[0]) if rows else None
 
 
 def list_runs(
@@ -212,7 +213,7 @@ def _claimable(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-_CLAIM = (
+_CLAIM = Prepared(
     sa.update(runs)
     .where(
         runs.c.id == sa.bindparam("b_id"),
@@ -242,7 +243,8 @@ _CLAIM = (
         started_at=sa.func.coalesce(runs.c.started_at, sa.bindparam("b_now")),
         updated_at=sa.bindparam("b_now"),
     )
-    .returning(*runs.c)
+    .returning(*runs.c),
+    columns=list(runs.c),
 )
 
 
@@ -251,8 +253,8 @@ def claim(
 ) -> RunRecord | None:
     """Take the lease of a due (or abandoned) run, counting one attempt; ``None`` if not ours."""
     params = {"b_id": run_id, "b_now": now, "b_token": token, "b_expiry": expiry}
-    row = conn.execute(_CLAIM, params).mappings().first()
-    return None if row is None else RunRecord.from_row(row)
+    rows = _CLAIM.rows(conn, params)
+    return RunRecord.from_row(rows[0]) if rows else None
 
 
 def wait_for_slot(conn: Connection, run_id: str, now: datetime, until: datetime) -> None:
@@ -299,7 +301,8 @@ _RENEW = Prepared(
         runs.c.lease_owner == sa.bindparam("b_token"),
     )
     .values(lease_expires_at=sa.bindparam("b_expiry"), updated_at=sa.bindparam("b_now"))
-    .returning(runs.c.cancel_requested)
+    .returning(runs.c.cancel_requested),
+    columns=[runs.c.cancel_requested],
 )
 
 
@@ -309,8 +312,8 @@ def renew(
     """Extend the lease; whether cancellation was requested, or ``None`` when it is not ours."""
     # Statements on the per-step path are built once: building one costs more than running it.
     params = {"b_id": run_id, "b_token": token, "b_expiry": expiry, "b_now": now}
-    row = _RENEW.execute(conn, params).fetchone()
-    return None if row is None else bool(row[0])
+    rows = _RENEW.rows(conn, params)
+    return bool(rows[0]["cancel_requested"]) if rows else None
 
 
 def requeue(
