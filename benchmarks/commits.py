@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from plushify_core.database import create_engine, create_schema
+from plushify_core.database import create_schema, open_database
 from plushify_core.engine import Engine, Pipeline
 from plushify_core.facade import Plushify
 from plushify_core.ids import new_id
@@ -68,7 +68,7 @@ class CommitCounter:
 
 
 def _engine_only(url: str, n: int) -> tuple[Counter[str], Counter[str]]:
-    db = create_engine(url)
+    db = open_database(url)
     create_schema(db)
     engine = Engine(db)
     engine.register(Pipeline("five-steps", five_steps))
@@ -88,7 +88,7 @@ def _facade(url: str, n: int) -> tuple[Counter[str], Counter[str]]:
     settings = Settings(
         database_url=url, storage_url=f"memory://bench-{new_id()[:8]}", model="fake"
     )
-    db = create_engine(url)
+    db = open_database(url)
     create_schema(db)
     app = Plushify(
         database=db,
@@ -121,7 +121,7 @@ def _facade_dramatiq(url: str, n: int) -> tuple[Counter[str], Counter[str]]:
     settings = Settings(
         database_url=url, storage_url=f"memory://bench-{new_id()[:8]}", model="fake"
     )
-    db = create_engine(url)
+    db = open_database(url)
     create_schema(db)
     broker = StubBroker()
     broker.emit_after("process_boot")

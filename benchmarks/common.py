@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from PIL import Image
 
-from plushify_core.database import create_engine
+from plushify_core.database import open_database
 from plushify_core.ids import new_id
 from plushify_core.testing.databases import postgres_reachable, postgres_test_url
 
@@ -111,7 +111,7 @@ def postgres_database(prefix: str = "plushify_bench") -> Iterator[str]:
     """A fresh PostgreSQL database on the test server, dropped afterwards; yields its URL."""
     base = sa.make_url(postgres_test_url())
     name = f"{prefix}_{new_id()[:10]}"
-    admin = create_engine(base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    admin = open_database(base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))

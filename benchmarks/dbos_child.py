@@ -16,14 +16,14 @@ import sys
 import time
 from collections.abc import Callable
 
-from plushify_core.database import create_engine, create_schema
+from plushify_core.database import create_schema, open_database
 from plushify_core.engine import Engine, Pipeline
 
 from .steps import STEPS, add_one, five_steps
 
 
 def _plushify(url: str) -> tuple[Callable[[int], int], Callable[[], None]]:
-    db = create_engine(url)
+    db = open_database(url)
     create_schema(db)
     engine = Engine(db)
     engine.register(Pipeline("five-steps", five_steps))

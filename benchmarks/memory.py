@@ -26,7 +26,7 @@ BATCH = 200
 
 def child(target: int, budget: float) -> dict[str, object]:
     """Run up to ``target`` runs (after one warm-up batch) within ``budget`` seconds."""
-    from plushify_core.database import create_engine, create_schema
+    from plushify_core.database import create_schema, open_database
     from plushify_core.engine import Engine, Pipeline
     from plushify_core.inprocess import InProcessRunner
     from plushify_core.schema import runs
@@ -34,7 +34,7 @@ def child(target: int, budget: float) -> dict[str, object]:
     from .steps import five_steps
 
     with tempfile.TemporaryDirectory() as tmp:
-        db = create_engine(f"sqlite:///{tmp}/memory.db")
+        db = open_database(f"sqlite:///{tmp}/memory.db")
         create_schema(db)
         engine = Engine(db)
         engine.register(Pipeline("five-steps", five_steps))

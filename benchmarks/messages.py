@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dramatiq.brokers.stub import StubBroker
 
-from plushify_core.database import create_engine, create_schema
+from plushify_core.database import create_schema, open_database
 from plushify_core.facade import Plushify
 from plushify_core.settings import Settings
 from plushify_core.storage import BlobStore
@@ -37,7 +37,7 @@ def run(quick: bool) -> Result:
             max_upload_bytes=12 * 1024 * 1024,
             max_long_side=1024,
         )
-        db = create_engine(settings.database_url)
+        db = open_database(settings.database_url)
         create_schema(db)
         broker = StubBroker()
         broker.emit_after("process_boot")

@@ -25,7 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from plushify_core.database import create_engine, create_schema
+from plushify_core.database import create_schema, open_database
 from plushify_core.facade import Plushify
 from plushify_core.ids import new_id
 from plushify_core.schema import generations
@@ -218,7 +218,7 @@ def noop_runs(url: str, n: int, workers: int) -> float:
 
     from .steps import five_steps
 
-    db = create_engine(url)
+    db = open_database(url)
     create_schema(db)
     engine = Engine(db)
     engine.register(Pipeline("five-steps", five_steps))
@@ -255,7 +255,7 @@ def run(quick: bool) -> Result:
             )
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/plushify.db"
-        create_schema(create_engine(url))
+        create_schema(open_database(url))
         per_s, submit_s = inprocess(url, n)
         result.add(
             runner="in-process, 4 threads",

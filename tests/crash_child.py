@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from plushify_core.context import RunContext
-from plushify_core.database import create_engine
+from plushify_core.database import open_database
 from plushify_core.engine import Engine, Pipeline
 
 STEPS = 5
@@ -37,7 +37,7 @@ def five_steps(kill_in: int | None = None) -> Pipeline:
 
 def main(url: str, run_id: str, kill_in: int) -> int:
     """Execute the run until the process dies in step ``kill_in``."""
-    engine = Engine(create_engine(url), lease_seconds=30.0)
+    engine = Engine(open_database(url), lease_seconds=30.0)
     engine.register(five_steps(kill_in))
     engine.run_inline(run_id)
     return 3  # reaching this line means the kill did not happen

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from plushify_core.clock import ManualClock
-from plushify_core.database import create_engine
+from plushify_core.database import open_database
 from plushify_core.facade import Plushify
 from plushify_core.ids import new_id
 from plushify_core.settings import Settings
@@ -52,7 +52,7 @@ def make_harness(
         model="fake",
         **settings,  # type: ignore[arg-type]
     )
-    engine = create_engine(config.database_url)
+    engine = open_database(config.database_url)
     model = FakeModel(config)
     app = Plushify(
         database=engine,

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from plushify_core.database import create_engine, transaction
+from plushify_core.database import open_database, transaction
 from plushify_core.errors import PlushifyError
 from plushify_core.ledger import CreditLedger
 from plushify_core.schema import accounts, ledger_entries, reservations
@@ -50,7 +50,7 @@ def race_worker(barrier: Any, tasks: Any, out: Any) -> None:
     """
     while (task := tasks.get()) is not None:
         url, op, ids, user_id, max_in_flight = task
-        engine = create_engine(url)
+        engine = open_database(url)
         ledger = CreditLedger(engine, max_in_flight=max_in_flight)
         try:
             with engine.connect():

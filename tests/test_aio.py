@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from plushify_core.aio import AsyncPlushify
-from plushify_core.database import create_engine
+from plushify_core.database import open_database
 from plushify_core.errors import NotFound
 from plushify_core.facade import Plushify
 from plushify_core.ids import new_id
@@ -35,7 +35,7 @@ def _facade(database_url: str, *, delay: float = 0.0) -> Plushify:
         workers=2,
     )
     return Plushify(
-        database=create_engine(config.database_url),
+        database=open_database(config.database_url),
         storage=BlobStore(config.storage_url),
         model=FakeModel(delay=delay),
         settings=config,

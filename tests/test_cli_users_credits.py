@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from plushify_core.cli import main
-from plushify_core.database import create_engine, transaction
+from plushify_core.database import open_database, transaction
 from plushify_core.schema import accounts
 from plushify_flask.user_directory import directory
 
@@ -28,7 +28,7 @@ def env(tmp_path: Path, database_url: str) -> dict[str, str]:
 
 
 def account_ids(database_url: str) -> set[str]:
-    db = create_engine(database_url)
+    db = open_database(database_url)
     with transaction(db, write=False) as conn:
         ids = {row.user_id for row in conn.execute(accounts.select())}
     db.dispose()
@@ -36,7 +36,7 @@ def account_ids(database_url: str) -> set[str]:
 
 
 def user_id_of(database_url: str, name: str) -> str:
-    found = directory(create_engine(database_url)).find(name)
+    found = directory(open_database(database_url)).find(name)
     assert found is not None
     return found.id
 

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from plushify_core.database import (
-    create_engine,
     create_schema,
     is_postgres,
     is_sqlite,
+    open_database,
     schema_revision,
     transaction,
     upgrade_schema,
@@ -188,7 +188,7 @@ def test_dialect_helpers_name_the_database(db: Engine) -> None:
 def test_plain_postgresql_urls_use_psycopg_3() -> None:
     """postgresql:// and postgres:// URLs get the psycopg 3 driver we depend on."""
     for url in ("postgresql://u@localhost/x", "postgres://u@localhost/x"):
-        engine = create_engine(url)
+        engine = open_database(url)
         assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
         engine.dispose()
 
@@ -199,7 +199,7 @@ def test_plain_postgresql_urls_use_psycopg_3() -> None:
 @pytest.fixture
 def sqlite_db(sqlite_url: str) -> Iterator[Engine]:
     """An engine on a fresh SQLite file (these tests are about SQLite whatever the test DB)."""
-    engine = create_engine(sqlite_url)
+    engine = open_database(sqlite_url)
     yield engine
     engine.dispose()
 
@@ -277,8 +277,8 @@ def test_sqlite_readers_do_not_wait_for_a_writer(sqlite_db: Engine) -> None:
 
 
 def test_sqlite_file_database_is_created_with_schema(tmp_path: Path) -> None:
-    """create_engine + create_schema on a new file path yields a usable database."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    """open_database + create_schema on a new file path yields a usable database."""
+    engine = open_database(f"sqlite:///{tmp_path / 'new.db'}")
     create_schema(engine)
     assert versions(engine) == HEAD
     engine.dispose()
@@ -290,7 +290,7 @@ def test_sqlite_file_is_private_to_its_owner(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     old_umask = os.umask(0o022)  # the usual umask, under which SQLite would make 0644 files
     try:
-        engine = create_engine(f"sqlite:///{path}")
+        engine = open_database(f"sqlite:///{path}")
         create_schema(engine)
         add_account(engine, "alice")
         with engine.connect() as conn:  # an open connection keeps the -wal and -shm files
@@ -303,7 +303,7 @@ def test_sqlite_file_is_private_to_its_owner(tmp_path: Path) -> None:
         engine.dispose()
         shared = tmp_path / "shared.db"
         shared.touch(mode=0o640)
-        create_engine(f"sqlite:///{shared}").dispose()
+        open_database(f"sqlite:///{shared}").dispose()
         assert stat.S_IMODE(shared.stat().st_mode) == 0o640
     finally:
         os.umask(old_umask)

@@ -13,7 +13,7 @@ import pytest
 from crash_child import NAME, STEPS, five_steps, main
 
 from plushify_core.clock import ManualClock, utcnow
-from plushify_core.database import create_engine
+from plushify_core.database import open_database
 from plushify_core.engine import Engine
 from plushify_core.inprocess import InProcessRunner
 from plushify_core.testing.conformance_runner import wait_for_run
@@ -29,7 +29,7 @@ def test_sigkill_inside_each_step_then_a_new_runner_resumes(
 ) -> None:
     """Killed inside step k (k = 1..5): every other step ran once, step k at most twice."""
     url = str(request.getfixturevalue(database))
-    db = create_engine(url)
+    db = open_database(url)
     try:
         engine = Engine(db, lease_seconds=30.0)
         engine.register(five_steps())

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from facade_support import make_harness
 
 from plushify_core.cli import main
-from plushify_core.database import create_engine
+from plushify_core.database import open_database
 from plushify_core.facade import Plushify
 from plushify_core.settings import Settings
 from plushify_core.storage import BlobStore
@@ -34,7 +34,7 @@ def test_worker_threads_complete_concurrent_generations(database_url: str) -> No
         database_url=database_url, storage_url="memory://plushify-runtime", model="fake", workers=3
     )
     app = Plushify(
-        database=create_engine(database_url),
+        database=open_database(database_url),
         storage=BlobStore(settings.storage_url),
         model=FakeModel(settings),
         settings=settings,

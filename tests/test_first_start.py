@@ -26,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 from test_migrations import EXPECTED_0_1_ROWS, make_0_1_database, snapshot
 
-from plushify_core.database import create_engine, schema_revision, transaction, upgrade_schema
+from plushify_core.database import open_database, schema_revision, transaction, upgrade_schema
 from plushify_core.errors import ConfigurationError
 from plushify_core.ids import new_id
 from plushify_core.migrations import BASELINE, CORE, differences, head_revision
@@ -95,7 +95,7 @@ def start_like_a_process(job: Round, serve: bool) -> str:
 
 def open_like_a_process(job: OpenRound) -> str:
     """The first connection every process makes (WAL mode, pragmas); returns the journal mode."""
-    engine = create_engine(job.database_url)
+    engine = open_database(job.database_url)
     try:
         with engine.connect() as conn:
             return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
@@ -105,7 +105,7 @@ def open_like_a_process(job: OpenRound) -> str:
 
 def upgrade_like_an_operator(job: UpgradeRound) -> str:
     """What `plushify db upgrade` does; returns each history's 'found>head'."""
-    engine = create_engine(job.database_url)
+    engine = open_database(job.database_url)
     try:
         return " ".join(
             "{}>{}".format(*upgrade_schema(engine, history)) for history in (CORE, WEB_SCHEMA)
@@ -186,7 +186,7 @@ def start_all_at_once(processes: list[Pipe], job: Round | KeyRound | UpgradeRoun
 
 def assert_one_schema_and_one_key(job: Round, keys: list[str]) -> None:
     """One head revision per history, tables exactly the code's, one secret key used by all."""
-    engine = create_engine(job.database_url)
+    engine = open_database(job.database_url)
     try:
         for history in (CORE, WEB_SCHEMA):
             assert schema_revision(engine, history) == head_revision(history)
@@ -283,7 +283,7 @@ def test_eight_upgrades_of_a_0_1_database_at_once_migrate_it_once(
     one migrates each history, the others wait and find it done; the data survives."""
     for _ in range(3):
         with brand_new(tmp_path) as job:
-            engine = create_engine(job.database_url)
+            engine = open_database(job.database_url)
             try:
                 make_0_1_database(engine)
                 results = start_all_at_once(processes, UpgradeRound(job.database_url))

@@ -128,7 +128,7 @@ def test_an_older_users_table_is_upgraded_and_its_users_still_sign_in(
     from werkzeug.security import generate_password_hash
 
     from plushify_core.clock import utcnow
-    from plushify_core.database import create_engine, transaction, upgrade_schema
+    from plushify_core.database import open_database, transaction, upgrade_schema
     from plushify_core.errors import SchemaVersionError
     from plushify_core.schema import UTCDateTime
     from plushify_flask.migrations import WEB_SCHEMA
@@ -153,7 +153,7 @@ def test_an_older_users_table_is_upgraded_and_its_users_still_sign_in(
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("revoked_at", UTCDateTime, nullable=True),
     )
-    engine = create_engine(database_url)
+    engine = open_database(database_url)
     old.create_all(engine)
     with transaction(engine) as conn:
         conn.execute(

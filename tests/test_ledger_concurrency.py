@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from ledger_support import ProcessRacers
 from sqlalchemy.engine import Engine
 
-from plushify_core.database import create_engine
+from plushify_core.database import open_database
 from plushify_core.errors import PlushifyError
 from plushify_core.ledger import CreditLedger
 from plushify_core.schema import ledger_entries
@@ -28,7 +28,7 @@ POOL = 25  # connections per engine: enough to race for real, few enough for a s
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """An engine whose pool lets many threads hold a connection at once."""
-    eng = create_engine(database_url, pool_size=POOL, max_overflow=0, pool_timeout=120)
+    eng = open_database(database_url, pool_size=POOL, max_overflow=0, pool_timeout=120)
     yield eng
     eng.dispose()
 

@@ -19,7 +19,7 @@ pytest.importorskip("prometheus_client")
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from plushify_core.database import create_engine, create_schema
+from plushify_core.database import create_schema, open_database
 from plushify_core.engine import Engine, Pipeline, RunContext
 from plushify_core.generations import STEPS
 from plushify_core.metrics import (
@@ -119,7 +119,7 @@ def test_database_state_is_read_on_each_scrape(h: Harness) -> None:
 
 def test_slot_waits_are_counted_and_waiters_shown(database_url: str) -> None:
     """A run finding its key's only slot taken counts a slot wait and shows as waiting."""
-    db = create_engine(database_url)
+    db = open_database(database_url)
     create_schema(db)
     engine = Engine(db)
     registry = CollectorRegistry()
@@ -150,8 +150,8 @@ def test_slot_waits_are_counted_and_waiters_shown(database_url: str) -> None:
 CHILD = """
 import sys
 from facade_support import make_harness
-from plushify_core.database import create_engine, create_schema
-create_schema(create_engine(sys.argv[1]))
+from plushify_core.database import open_database, create_schema
+create_schema(open_database(sys.argv[1]))
 from plushify_core.metrics import install_metrics
 from plushify_core.testing.images import photo
 h = make_harness(sys.argv[1])

@@ -21,8 +21,8 @@ from sqlalchemy.engine import Engine
 
 from plushify_core.cli import main
 from plushify_core.database import (
-    create_engine,
     create_schema,
+    open_database,
     schema_revision,
     transaction,
     upgrade_schema,
@@ -64,7 +64,7 @@ def empty_url(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def empty_db(empty_url: str) -> Iterator[Engine]:
     """An engine on :func:`empty_url`."""
-    engine = create_engine(empty_url)
+    engine = open_database(empty_url)
     yield engine
     engine.dispose()
 
@@ -389,7 +389,7 @@ def test_demo_upgrades_its_0_1_database_and_serves(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     url = f"sqlite:///{data_dir / 'plushify.db'}"
-    engine = create_engine(url)
+    engine = open_database(url)
     try:
         ids = make_0_1_database(engine)
     finally:
@@ -412,7 +412,7 @@ def test_demo_upgrades_its_0_1_database_and_serves(tmp_path: Path) -> None:
             if "Press Ctrl-C" in line:
                 break
         assert any("Press Ctrl-C" in line for line in lines), "".join(lines)
-        engine = create_engine(url)
+        engine = open_database(url)
         try:
             for history in (CORE, WEB_SCHEMA):
                 assert schema_revision(engine, history) == head_revision(history)
@@ -493,7 +493,7 @@ def test_sqlite_migration_that_copies_a_parent_table_keeps_the_children(tmp_path
     """SQLite alters a table by copying it and dropping the old one; with foreign keys on, that
     drop would cascade-delete every child row (every step of every run). Migrations run with them
     off, checked before commit, and back on afterwards."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'pc.db'}")
+    engine = open_database(f"sqlite:///{tmp_path / 'pc.db'}")
     try:
         create_schema(engine, parent_child_history(tmp_path / "v1", [_PARENT_CHILD], note=False))
         with transaction(engine) as conn:
@@ -547,7 +547,7 @@ def test_a_failing_migration_leaves_the_database_as_it_was(
 
 def test_revisions_in_a_directory_with_a_percent_sign_load(tmp_path: Path) -> None:
     """Installed under any path: Alembic's options are interpolated, so '%' must not break it."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'pc.db'}")
+    engine = open_database(f"sqlite:///{tmp_path / 'pc.db'}")
     try:
         history = parent_child_history(tmp_path / "100%" / "v1", [_PARENT_CHILD], note=False)
         assert upgrade_schema(engine, history) == (None, "r1")

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from plushify_core.clock import ManualClock
-from plushify_core.database import create_engine, create_schema, transaction
+from plushify_core.database import create_schema, open_database, transaction
 from plushify_core.engine import Engine, Pipeline
 from plushify_core.run_stats import RunQuery, count_by_status, newest_runs
 from plushify_core.testing.images import photo
@@ -18,7 +18,7 @@ def noop(ctx: object, payload: dict[str, object]) -> None:
 
 
 def test_counts_cover_every_run_and_filters_narrow_them(database_url: str) -> None:
-    db = create_engine(database_url)
+    db = open_database(database_url)
     create_schema(db)
     clock = ManualClock()
     engine = Engine(db, clock=clock)

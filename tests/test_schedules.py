@@ -12,8 +12,8 @@ from facade_support import Harness, make_harness
 from prometheus_client import CollectorRegistry
 
 from plushify_core.clock import ManualClock
-from plushify_core.database import create_engine, create_schema
-from plushify_core.errors import NotFound, NotRetryable
+from plushify_core.database import create_schema, open_database
+from plushify_core.errors import NotFailed, NotFound
 from plushify_core.facade import Plushify
 from plushify_core.inprocess import InProcessRunner
 from plushify_core.metrics import install_metrics
@@ -47,7 +47,7 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 20.0) 
 
 @pytest.fixture
 def db(database_url: str):  # type: ignore[no-untyped-def]
-    engine = create_engine(database_url)
+    engine = open_database(database_url)
     create_schema(engine)
     return engine
 
@@ -187,7 +187,7 @@ def test_retention_deletes_old_originals_of_failed_and_cancelled_generations(h: 
     assert gone.error  # what went wrong stays visible
     with pytest.raises(NotFound):
         h.app.image("ann", old_failed, "original")
-    with pytest.raises(NotRetryable) as refused:
+    with pytest.raises(NotFailed) as refused:
         h.app.retry("ann", old_failed)
     assert refused.value.code == "original_deleted"
     assert h.app.balance("ann").in_use == 0  # the refused retry holds no credit

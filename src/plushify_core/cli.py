@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 from sqlalchemy.engine import Engine as SQLEngine
 
-from .database import create_engine, create_schema, schema_revision, upgrade_schema
+from .database import create_schema, open_database, schema_revision, upgrade_schema
 from .engine import Engine, RunStatus
 from .errors import BackendNotInstalled, ConfigurationError, PlushifyError
 from .facade import Plushify
@@ -34,7 +34,7 @@ def _database(settings: Settings) -> SQLEngine:
     """The configured database with its schema; commands that need no model or runner use it."""
     if settings.database_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = create_engine(settings.database_url)
+    database = open_database(settings.database_url)
     create_schema(database)
     return database
 
@@ -274,7 +274,7 @@ def _bare_database() -> SQLEngine:
     settings = Settings()
     if settings.database_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return create_engine(settings.database_url)
+    return open_database(settings.database_url)
 
 
 @db_group.command("upgrade")

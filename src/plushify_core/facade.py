@@ -17,9 +17,9 @@ from . import generations as lifecycle
 from . import idempotency, replay
 from .capacity import ModelCapacity
 from .clock import Clock, SystemClock
-from .database import create_engine, create_schema, reading, transaction
+from .database import create_schema, open_database, reading, transaction
 from .engine import Engine, RetryPolicy
-from .errors import InvalidState, NotFound, NotRetryable, PlushifyError, StorageError
+from .errors import InvalidState, NotFailed, NotFound, PlushifyError, StorageError
 from .generations import Generation, fetch_generation, list_generations
 from .idempotency import validate_key
 from .ids import new_id, validate_user_id
@@ -103,7 +103,7 @@ class Plushify:
         settings = settings or Settings()
         if settings.database_url.startswith("sqlite") or settings.storage_url.startswith("file"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        database = create_engine(settings.database_url)
+        database = open_database(settings.database_url)
         create_schema(database)
         # Settings (environment or .env) name the S3 endpoint; credentials stay with botocore.
         s3_env = {
@@ -253,7 +253,7 @@ class Plushify:
         """
         gen = self.get(user_id, generation_id)
         if gen.status != "failed" or gen.run_id is None:
-            raise NotRetryable("Only failed generations can be retried.")
+            raise NotFailed("Only failed generations can be retried.")
         with transaction(self.database) as conn:
             lifecycle.retry(
                 conn,

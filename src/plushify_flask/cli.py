@@ -25,7 +25,7 @@ from typing import Any
 import click
 from flask import Flask
 
-from plushify_core.database import create_engine, create_schema
+from plushify_core.database import create_schema, open_database
 from plushify_core.errors import PlushifyError
 from plushify_core.ledger import CreditLedger
 from plushify_core.settings import Settings
@@ -158,12 +158,12 @@ def _upgrade_demo_database(settings: Settings) -> None:
     from .migrations import WEB_SCHEMA
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.database_url)
+    database = open_database(settings.database_url)
     try:
         for history in (CORE, WEB_SCHEMA):
-            upgrade_schema(engine, history)
+            upgrade_schema(database, history)
     finally:
-        engine.dispose()
+        database.dispose()
 
 
 @click.command("demo")
@@ -273,11 +273,11 @@ def _accounts() -> tuple[UserStore, CreditLedger]:
     settings = Settings()
     if settings.database_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.database_url)
-    create_schema(engine)
-    store = UserStore(engine)
+    database = open_database(settings.database_url)
+    create_schema(database)
+    store = UserStore(database)
     store.create_schema()
-    return store, CreditLedger(engine, max_in_flight=settings.max_in_flight)
+    return store, CreditLedger(database, max_in_flight=settings.max_in_flight)
 
 
 @click.group("users")

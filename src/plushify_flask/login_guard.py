@@ -73,7 +73,7 @@ class LoginGuard:
         user, ip, pair = self._buckets(username, address)
         self.log.clear(pair)
         now = self.log.clock.now()
-        with transaction(self.log.engine) as conn:
+        with transaction(self.log.database) as conn:
             moved = conn.execute(
                 sa.update(known_addresses)
                 .where(known_addresses.c.account == user, known_addresses.c.address == ip)
@@ -82,7 +82,7 @@ class LoginGuard:
         if moved.rowcount:
             return
         try:
-            with transaction(self.log.engine) as conn:
+            with transaction(self.log.database) as conn:
                 conn.execute(
                     sa.insert(known_addresses).values(account=user, address=ip, last_seen=now)
                 )
@@ -90,7 +90,7 @@ class LoginGuard:
             pass  # a parallel login from the same address recorded it first
 
     def _known(self, user: str, ip: str) -> bool:
-        with transaction(self.log.engine, write=False) as conn:
+        with transaction(self.log.database, write=False) as conn:
             row = conn.execute(
                 sa.select(known_addresses.c.account).where(
                     known_addresses.c.account == user, known_addresses.c.address == ip

@@ -67,8 +67,8 @@ class SlowDown:
 class AttemptLog:
     """Counted attempts in the database, under keyed-hash buckets."""
 
-    def __init__(self, engine: Engine, *, secret: str | bytes, clock: Clock) -> None:
-        self.engine = engine
+    def __init__(self, database: Engine, *, secret: str | bytes, clock: Clock) -> None:
+        self.database = database
         self.clock = clock
         self._key = secret.encode("utf-8") if isinstance(secret, str) else secret
         self._lock = threading.Lock()
@@ -83,7 +83,7 @@ class AttemptLog:
         """Attempts per bucket within the last ``window`` seconds (missing buckets: none)."""
         wanted = list(dict.fromkeys(buckets))
         since = self.clock.now() - timedelta(seconds=window)
-        with transaction(self.engine, write=False) as conn:
+        with transaction(self.database, write=False) as conn:
             rows = conn.execute(
                 sa.select(
                     throttle_events.c.bucket,
@@ -99,7 +99,7 @@ class AttemptLog:
     def record(self, *buckets: str) -> None:
         """Count one attempt against each bucket."""
         now = self.clock.now()
-        with transaction(self.engine) as conn:
+        with transaction(self.database) as conn:
             conn.execute(
                 sa.insert(throttle_events),
                 [{"id": new_id(), "bucket": b, "at": now} for b in dict.fromkeys(buckets)],
@@ -108,7 +108,7 @@ class AttemptLog:
 
     def clear(self, bucket: str) -> None:
         """Forget a bucket's attempts (a successful login clears its own account+address)."""
-        with transaction(self.engine) as conn:
+        with transaction(self.database) as conn:
             conn.execute(sa.delete(throttle_events).where(throttle_events.c.bucket == bucket))
 
     def _maybe_prune(self, now: datetime) -> None:
@@ -117,7 +117,7 @@ class AttemptLog:
             if self._pruned and tick - self._pruned < _PRUNE_EVERY:
                 return
             self._pruned = tick
-        with transaction(self.engine) as conn:
+        with transaction(self.database) as conn:
             conn.execute(sa.delete(throttle_events).where(throttle_events.c.at < now - _KEEP))
             conn.execute(
                 sa.delete(known_addresses).where(known_addresses.c.last_seen < now - _KNOWN_FOR)

@@ -132,12 +132,12 @@ class UserStore:
 
     def __init__(
         self,
-        engine: Engine,
+        database: Engine,
         *,
         hasher: PasswordHasher | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.engine = engine
+        self.database = database
         self.hasher = hasher or PasswordHasher()
         self.clock: Clock = clock or SystemClock()
 
@@ -153,7 +153,7 @@ class UserStore:
 
         from .migrations import WEB_SCHEMA
 
-        create_schema(self.engine, WEB_SCHEMA)
+        create_schema(self.database, WEB_SCHEMA)
 
     def create(
         self, username: str, password: str, *, is_admin: bool = False, invite: str | None = None
@@ -170,7 +170,7 @@ class UserStore:
         password_hash = self.hasher.hash(password)
         user = User(id=new_id(), username=name, is_admin=is_admin, created_at=utcnow())
         try:
-            with transaction(self.engine) as conn:
+            with transaction(self.database) as conn:
                 if invite is not None:
                     self._use_invite(conn, invite, user.id)
                 conn.execute(
@@ -204,7 +204,7 @@ class UserStore:
         """A new single-use sign-up code, returned once (only its hash is stored)."""
         code = INVITE_PREFIX + secrets.token_urlsafe(12)
         now = self.clock.now()
-        with transaction(self.engine) as conn:
+        with transaction(self.database) as conn:
             conn.execute(
                 sa.insert(invites).values(
                     id=new_id(),
@@ -220,7 +220,7 @@ class UserStore:
         outlive the password it was issued for)."""
         if len(password) < 8:
             raise InvalidArgument("Passwords need at least 8 characters.")
-        with transaction(self.engine) as conn:
+        with transaction(self.database) as conn:
             conn.execute(
                 sa.update(users)
                 .where(users.c.id == user_id)
@@ -237,7 +237,7 @@ class UserStore:
         the epoch it was issued with is current, so a copied cookie dies at logout too. Bearer
         tokens are separate (see :meth:`revoke_tokens`).
         """
-        with transaction(self.engine) as conn:
+        with transaction(self.database) as conn:
             conn.execute(
                 sa.update(users)
                 .where(users.c.id == user_id)
@@ -246,12 +246,12 @@ class UserStore:
 
     def set_admin(self, user_id: str, is_admin: bool) -> None:
         """Grant or remove the admin role."""
-        with transaction(self.engine) as conn:
+        with transaction(self.database) as conn:
             conn.execute(sa.update(users).where(users.c.id == user_id).values(is_admin=is_admin))
 
     def get(self, user_id: str) -> User | None:
         """The user with that id, or ``None``."""
-        with reading(self.engine) as conn:
+        with reading(self.database) as conn:
             row = conn.execute(_BY_ID, {"id": user_id}).first()
         return _user(row) if row else None
 
@@ -261,13 +261,13 @@ class UserStore:
             name = normalise_username(username)
         except ValueError:
             return None
-        with transaction(self.engine, write=False) as conn:
+        with transaction(self.database, write=False) as conn:
             row = conn.execute(sa.select(users).where(users.c.username == name)).first()
         return _user(row) if row else None
 
     def all(self) -> list[User]:
         """Every user, by name."""
-        with transaction(self.engine, write=False) as conn:
+        with transaction(self.database, write=False) as conn:
             rows = conn.execute(sa.select(users).order_by(users.c.username)).all()
         return [_user(r) for r in rows]
 
@@ -277,7 +277,7 @@ class UserStore:
             name = normalise_username(username)
         except ValueError:
             name = ""
-        with transaction(self.engine, write=False) as conn:
+        with transaction(self.database, write=False) as conn:
             row = conn.execute(sa.select(users).where(users.c.username == name)).first()
         stored = None if row is None else str(row._mapping["password_hash"])
         if not self.hasher.verify(stored, password) or row is None:
@@ -305,7 +305,7 @@ class UserStore:
             created_at=now,
             expires_at=now + expires_in if expires_in else None,
         )
-        with transaction(self.engine) as conn:
+        with transaction(self.database) as conn:
             conn.execute(
                 sa.insert(api_tokens).values(
                     id=info.id,
@@ -327,7 +327,7 @@ class UserStore:
 
     def tokens(self, user_id: str) -> list[TokenInfo]:
         """The user's live (unrevoked, unexpired) tokens, newest first."""
-        with transaction(self.engine, write=False) as conn:
+        with transaction(self.database, write=False) as conn:
             rows = conn.execute(
                 sa.select(api_tokens)
                 .where(api_tokens.c.user_id == user_id, self._live())
@@ -345,7 +345,7 @@ class UserStore:
 
     def revoke_token(self, user_id: str, token_id: str) -> bool:
         """Revoke one live token of the user; ``False`` if it is not theirs or not live."""
-        with transaction(self.engine) as conn:
+        with transaction(self.database) as conn:
             result = conn.execute(
                 sa.update(api_tokens)
                 .where(api_tokens.c.id == token_id, api_tokens.c.user_id == user_id, self._live())
@@ -355,7 +355,7 @@ class UserStore:
 
     def revoke_presented(self, token: str) -> bool:
         """Revoke the token itself (logout with a bearer token); ``False`` if not live."""
-        with transaction(self.engine) as conn:
+        with transaction(self.database) as conn:
             result = conn.execute(
                 sa.update(api_tokens)
                 .where(api_tokens.c.token_hash == _hash_token(token), self._live())
@@ -365,7 +365,7 @@ class UserStore:
 
     def revoke_tokens(self, user_id: str) -> int:
         """Revoke every live token of the user; returns how many."""
-        with transaction(self.engine) as conn:
+        with transaction(self.database) as conn:
             result = conn.execute(
                 sa.update(api_tokens)
                 .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
@@ -377,7 +377,7 @@ class UserStore:
         """The owner of a live token, or ``None`` for an unknown, revoked or expired one."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
-        with reading(self.engine) as conn:
+        with reading(self.database) as conn:
             row = conn.execute(
                 _BY_TOKEN, {"token_hash": _hash_token(token), "now": self.clock.now()}
             ).first()

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from plushify_core.clock import ManualClock
-from plushify_core.database import create_engine, transaction
+from plushify_core.database import open_database, transaction
 from plushify_core.facade import Plushify
 from plushify_core.ids import new_id
 from plushify_core.model import Model
@@ -61,7 +61,7 @@ def build_rig(
     values.update(settings)
     config = Settings(**values)
     app = Plushify(
-        database=create_engine(config.database_url),
+        database=open_database(config.database_url),
         storage=storage or BlobStore(config.storage_url),
         model=model,
         settings=config,

@@ -24,7 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine as SQLEngine
 from sqlalchemy.exc import OperationalError
 
-from plushify_core.database import create_engine, transaction
+from plushify_core.database import open_database, transaction
 from plushify_core.facade import Plushify
 from plushify_core.ids import new_id
 from plushify_core.model import Analysis
@@ -56,7 +56,7 @@ def pg_url(database_url: str) -> str:
 @pytest.fixture
 def admin() -> Iterator[SQLEngine]:
     """A separate superuser connection pool that does the killing."""
-    engine = create_engine(postgres_test_url())
+    engine = open_database(postgres_test_url())
     yield engine
     engine.dispose()
 
@@ -226,7 +226,7 @@ def test_sqlite_busy_under_concurrent_writers_never_reaches_the_user(
         retry_max_delay=0.0,
     )
     app = Plushify(
-        database=create_engine(database_url),
+        database=open_database(database_url),
         storage=BlobStore(settings.storage_url),
         model=FakeModel(settings),
         settings=settings,
@@ -234,7 +234,7 @@ def test_sqlite_busy_under_concurrent_writers_never_reaches_the_user(
     users = [f"busy{i}" for i in range(12)]
     for user in users:
         app.ledger.grant(user, 2, key=f"g:{user}")
-    hog = create_engine(database_url)
+    hog = open_database(database_url)
     start = threading.Barrier(len(users) + 1)
     errors: list[BaseException] = []
     ids: dict[str, list[str]] = {u: [] for u in users}

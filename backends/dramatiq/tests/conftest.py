@@ -21,7 +21,7 @@ from plushify_dramatiq.runner import DramatiqRunner
 from plushify_dramatiq.settings import DramatiqSettings
 from plushify_dramatiq.testing import WorkerProcess, settings_env
 
-from plushify_core.database import create_engine
+from plushify_core.database import open_database
 from plushify_core.engine import Engine
 from plushify_core.testing.services import missing_service
 
@@ -176,7 +176,7 @@ def producer(
     """The web side: an engine with the test pipeline and a runner that only sends."""
     import dramatiq_pipelines
 
-    db = create_engine(worker_db_url)
+    db = open_database(worker_db_url)
     engine = Engine(db, lease_seconds=LEASE_SECONDS)
     dramatiq_pipelines.register(engine)
     yield DramatiqRunner(engine, options=options, broker=broker)

@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..database import create_engine, create_schema
+from ..database import create_schema, open_database
 from ..ids import new_id
 
 __all__ = [
@@ -31,15 +31,15 @@ def postgres_test_url() -> str:
 
 def postgres_reachable(url: str | None = None) -> str | None:
     """``None`` when PostgreSQL at ``url`` answers, else the reason it does not."""
-    engine = create_engine(url or postgres_test_url(), connect_args={"connect_timeout": 3})
+    database = open_database(url or postgres_test_url(), connect_args={"connect_timeout": 3})
     try:
-        with engine.connect() as conn:
+        with database.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         return None
     except Exception as exc:  # any failure means "not usable for tests"
-        return f"PostgreSQL not reachable at {engine.url.render_as_string()}: {exc}"
+        return f"PostgreSQL not reachable at {database.url.render_as_string()}: {exc}"
     finally:
-        engine.dispose()
+        database.dispose()
 
 
 @contextmanager
@@ -48,11 +48,11 @@ def sqlite_database(directory: Path, *, schema: bool = True) -> Iterator[str]:
     not even the file); yields its URL."""
     url = f"sqlite:///{directory / f'plushify-{new_id()[:8]}.db'}"
     if schema:
-        engine = create_engine(url)
+        database = open_database(url)
         try:
-            create_schema(engine)
+            create_schema(database)
         finally:
-            engine.dispose()
+            database.dispose()
     yield url
 
 
@@ -63,20 +63,20 @@ def temporary_postgres_schema(url: str | None = None, *, schema: bool = True) ->
 
     The schema is dropped afterwards, so concurrent test runs never see each other's rows.
     """
-    base = sa.make_url(create_engine(url or postgres_test_url()).url)
+    base = sa.make_url(open_database(url or postgres_test_url()).url)
     name = f"t_{new_id()[:12]}"
-    admin: Engine = create_engine(base.render_as_string(hide_password=False))
+    admin: Engine = open_database(base.render_as_string(hide_password=False))
     try:
         with admin.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
         scoped = base.update_query_dict({"options": f"-csearch_path={name}"})
         scoped_url = scoped.render_as_string(hide_password=False)
         if schema:
-            engine = create_engine(scoped_url)
+            database = open_database(scoped_url)
             try:
-                create_schema(engine)
+                create_schema(database)
             finally:
-                engine.dispose()
+                database.dispose()
         yield scoped_url
     finally:
         with admin.begin() as conn:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from ..database import create_engine
+from ..database import open_database
 from .databases import postgres_reachable, sqlite_database, temporary_postgres_schema
 from .services import missing_service
 
@@ -53,6 +53,6 @@ def database_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def db(database_url: str) -> Iterator[Engine]:
     """A SQLAlchemy engine on the database under test, disposed afterwards."""
-    engine = create_engine(database_url)
-    yield engine
-    engine.dispose()
+    database = open_database(database_url)
+    yield database
+    database.dispose()

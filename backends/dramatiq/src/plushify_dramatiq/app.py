@@ -57,13 +57,13 @@ def build_runner(
 
 
 def _runner_from_hook(settings: Settings, options: DramatiqSettings) -> DramatiqRunner:
-    from plushify_core.database import create_engine, create_schema
+    from plushify_core.database import create_schema, open_database
     from plushify_core.engine import Engine
 
     hook = load_hook(options.pipelines)
-    db = create_engine(settings.database_url)
-    create_schema(db)
-    engine = Engine(db, lease_seconds=settings.lease_seconds)
+    database = open_database(settings.database_url)
+    create_schema(database)
+    engine = Engine(database, lease_seconds=settings.lease_seconds)
     hook(engine)
     return DramatiqRunner(engine, settings, options=options)
 
