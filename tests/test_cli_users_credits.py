@@ -94,3 +94,19 @@ def test_without_a_user_directory_a_name_needs_user_id(
     result = CliRunner().invoke(main, ["credits", "grant", "carol", "1"], env=env)
     assert result.exit_code != 0
     assert "unknown_user" in result.output and "--user-id" in result.output
+
+
+def test_a_directory_whose_package_is_not_installed_counts_as_none(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The web app's directory is registered even without the ``web`` extra: no traceback."""
+    from importlib.metadata import EntryPoint
+
+    import plushify_core.user_directory as module
+
+    unimportable = EntryPoint("web", "plushify_not_installed.users:directory", module.USER_GROUP)
+    monkeypatch.setattr(module, "entry_points", lambda group: [unimportable])
+    result = CliRunner().invoke(main, ["credits", "show", "carol"], env=env)
+    assert result.exit_code != 0
+    assert "unknown_user" in result.output and "--user-id" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

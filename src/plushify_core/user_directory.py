@@ -63,14 +63,20 @@ class UserDirectory(Protocol):
 
 
 def load_user_directory(database: SQLEngine) -> UserDirectory | None:
-    """The directory registered under ``plushify.users`` (``None`` when none is installed)."""
+    """The directory registered under ``plushify.users`` (``None`` when none is installed or
+    its package cannot be imported)."""
     found = sorted(entry_points(group=USER_GROUP), key=lambda ep: ep.name)
     if not found:
         return None
     if len(found) > 1:
         names = ", ".join(ep.name for ep in found)
         raise ConfigurationError(f"several user directories are installed ({names}); keep one")
-    factory: Callable[[SQLEngine], UserDirectory] = found[0].load()
+    try:
+        factory: Callable[[SQLEngine], UserDirectory] = found[0].load()
+    except ImportError:
+        # Registered by a distribution whose optional part is not installed (the web app
+        # without the ``web`` extra): there is no directory to ask.
+        return None
     return factory(database)
 
 
