@@ -57,7 +57,7 @@ PIP = {
     ],
 }
 # npm packages (``npm pack`` fetches the published tarball; nothing is installed).
-NPM = ["node-vibrant@3.1.6", "fabric@1.7.22"]
+NPM = ["node-vibrant@3.1.6", "fabric@1.7.22", "darkroom@2.0.0"]
 APT = ["opencv-doc", "gcompris-qt-data", "tuxpaint-stamps-default", "kphotoalbum", "puzzle-jigsaw"]
 
 # ImageNet classes of Foolbox's 20 sample photos, in file order.
@@ -138,6 +138,10 @@ MEMBERS: dict[str, dict[str, str]] = {
     # Fabric.js 1.x shipped its test fixtures; the large-image fixture is a photo of a pug.
     "fabric-1.7.22.tgz": {
         "package/test/fixtures/very_large_image.jpg": "fabric_very_large_image.jpg"
+    },
+    # Darkroom's demo photos (domokun-big.jpg is a larger copy of domokun.jpg).
+    "darkroom-2.0.0.tgz": {
+        f"package/demo/images/{n}": f"darkroom_{n}" for n in ["batcat.png", "domokun.jpg"]
     },
     # Vibrant's four sample photos (colour-palette test fixtures).
     "node-vibrant-3.1.6.tgz": {
