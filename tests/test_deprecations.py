@@ -126,3 +126,12 @@ def test_the_http_shape_of_a_generation_still_answers_from_the_library() -> None
     assert shape["original_image_url"] == "/o" and shape["step_count"] == 5
     assert shape["created_at"] == now.isoformat() and shape["waiting"] is None
     assert deprecations(lambda: gen.to_api())[1] == []
+
+
+def test_the_engine_database_keeps_its_old_attribute(db: SQLEngine) -> None:
+    """``Engine.db`` is ``Engine.database``, warning once."""
+    engine = pipelines.Engine(db)
+    first, warned = deprecations(lambda: engine.db)
+    assert first is engine.database is db
+    assert len(warned) == 1 and "Engine.database" in warned[0]
+    assert deprecations(lambda: engine.db)[1] == []

@@ -349,7 +349,7 @@ def install_metrics(
     engine.add_observer(metrics)
     if not isinstance(target, Engine):
         count_schedules(target.scheduler, reg)
-    return MetricsExporter(database=engine.db, registry=reg, clock=engine.clock)
+    return MetricsExporter(database=engine.database, registry=reg, clock=engine.clock)
 
 
 def start_metrics_server(exporter: MetricsExporter, port: int, addr: str = "0.0.0.0") -> bool:  # noqa: S104

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine as SQLEngine
 
 from ..clock import Clock, SystemClock
 from ..database import transaction
+from ..deprecation import warn_once
 from ..errors import ConfigurationError, IdempotencyConflict, InvalidArgument, NotFound
 from ..ids import new_id
 from . import run_sql
@@ -50,7 +51,7 @@ class Engine:
 
     def __init__(
         self,
-        db: SQLEngine,
+        database: SQLEngine,
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
@@ -64,7 +65,7 @@ class Engine:
         if lease_seconds <= 0:
             raise ConfigurationError("lease_seconds must be positive")
         self.runtime = Runtime(
-            db=db,
+            database=database,
             clock=clock or SystemClock(),
             rng=rng or random.Random(),
             lease_seconds=lease_seconds,
@@ -77,9 +78,15 @@ class Engine:
 
     # Read-only views of the runtime, for callers of the old attributes.
     @property
-    def db(self) -> SQLEngine:
+    def database(self) -> SQLEngine:
         """The database the runs live in."""
-        return self.runtime.db
+        return self.runtime.database
+
+    @property
+    def db(self) -> SQLEngine:
+        """Deprecated name of :attr:`database`."""
+        warn_once("Engine.db", "Engine.database")
+        return self.runtime.database
 
     @property
     def clock(self) -> Clock:
@@ -184,7 +191,7 @@ class Engine:
         if conn is not None:
             record = run_sql.insert_run(conn, values)
         else:
-            with transaction(self.db) as own:
+            with transaction(self.database) as own:
                 record = run_sql.insert_run(own, values)
         if record.pipeline != pipeline_name or record.payload != values["payload"]:
             raise IdempotencyConflict(
@@ -224,7 +231,7 @@ class Engine:
         """
         now = now or self.clock.now()
         late = now - timedelta(seconds=self.runtime.sweep_grace if grace is None else grace)
-        with transaction(self.db, write=False) as conn:
+        with transaction(self.database, write=False) as conn:
             return run_sql.due_runs(conn, now, late, limit)
 
     # --- control -----------------------------------------------------------------------
@@ -235,7 +242,7 @@ class Engine:
         Returns ``False`` when the run had already finished. ``on_cancel`` runs once.
         """
         now = self.clock.now()
-        with transaction(self.db) as conn:
+        with transaction(self.database) as conn:
             # A live owner sees the flag at its next step boundary and finishes the run itself.
             if run_sql.request_cancel(conn, run_id, now, live_only=True):
                 return True
@@ -251,7 +258,7 @@ class Engine:
         return self._stop(run_id, "failed", error, user_error)
 
     def _stop(self, run_id: str, status: str, error: str | None, user_error: str | None) -> bool:
-        unit = Unit(self.db)
+        unit = Unit(self.database)
         try:
             run = run_sql.select_run(unit.conn, run_id)
             if run is None:
@@ -303,7 +310,7 @@ class Engine:
         unless the run failed.
         """
         if conn is None:
-            with transaction(self.db) as own:
+            with transaction(self.database) as own:
                 return self.retry(run_id, keep_steps=keep_steps, conn=own)
         return run_sql.reset_for_retry(conn, run_id, self.clock.now(), keep_steps)
 
@@ -321,12 +328,12 @@ class Engine:
         limit: int = 100,
     ) -> list[RunRecord]:
         """Runs matching every given filter, newest first."""
-        with transaction(self.db, write=False) as conn:
+        with transaction(self.database, write=False) as conn:
             return run_sql.list_runs(
                 conn, status=status, pipeline=pipeline, concurrency_key=concurrency_key, limit=limit
             )
 
     def get_run(self, run_id: str) -> RunDetail:
         """One run with its steps and every attempt; :class:`NotFound` when there is none."""
-        with transaction(self.db, write=False) as conn:
+        with transaction(self.database, write=False) as conn:
             return run_sql.get_run(conn, run_id)

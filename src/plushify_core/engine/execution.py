@@ -51,7 +51,7 @@ class Outcome:
 
 def execute(rt: Runtime, run_id: str) -> Outcome:
     """Claim the run and execute it until it finishes, must wait, or is owned elsewhere."""
-    unit = Unit(rt.db)
+    unit = Unit(rt.database)
     try:
         claimed = _claim(rt, unit, run_id)
     except BaseException:

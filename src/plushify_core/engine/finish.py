@@ -131,7 +131,7 @@ def run_hook(rt: Runtime, pipeline: Pipeline, run: RunRecord) -> None:
         name = "on_failure" if run.hook_pending == "failed" else "on_cancel"
         log.exception(f"{name} hook raised", extra=extra)
     # Not reached when the process is going down (BaseException): the hook stays armed.
-    with transaction(rt.db) as conn:
+    with transaction(rt.database) as conn:
         run_sql.disarm_hook(conn, run.id, run.lease_owner)
 
 

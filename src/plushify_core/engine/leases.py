@@ -58,8 +58,8 @@ class Heartbeats:
     commit renews its lease too: the beats matter for long steps.
     """
 
-    def __init__(self, db: SQLEngine, clock: Clock, interval: float) -> None:
-        self._db, self._clock, self._interval = db, clock, interval
+    def __init__(self, database: SQLEngine, clock: Clock, interval: float) -> None:
+        self._database, self._clock, self._interval = database, clock, interval
         self._lock = threading.Lock()
         self._leases: dict[int, Lease] = {}
         self._thread: threading.Thread | None = None
@@ -96,7 +96,7 @@ class Heartbeats:
                 leases = [lease for lease in self._leases.values() if not lease.lost.is_set()]
             for lease in leases:
                 try:
-                    with transaction(self._db) as conn:
+                    with transaction(self._database) as conn:
                         if lease.renew(conn, self._clock.now()) is None:
                             log.warning("lease lost", extra={"run_id": lease.run_id})
                 except Exception:

@@ -27,7 +27,7 @@ __all__ = ["Runtime"]
 class Runtime:
     """The engine's shared state; ``dispatch`` (set by a runner) executes a run soon."""
 
-    db: SQLEngine
+    database: SQLEngine
     clock: Clock
     rng: random.Random
     lease_seconds: float
@@ -41,7 +41,7 @@ class Runtime:
     heartbeats: Heartbeats = field(init=False)
 
     def __post_init__(self) -> None:
-        self.heartbeats = Heartbeats(self.db, self.clock, self.heartbeat_interval)
+        self.heartbeats = Heartbeats(self.database, self.clock, self.heartbeat_interval)
 
     def pipeline(self, name: str) -> Pipeline:
         """The registered pipeline called ``name`` (:class:`ConfigurationError` if unknown)."""

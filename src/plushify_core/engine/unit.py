@@ -33,8 +33,10 @@ class Unit:
     engine transaction takes locks in the same order: key, then rows).
     """
 
-    def __init__(self, db: SQLEngine, first: Callable[[Connection], None] | None = None) -> None:
-        self._db = db
+    def __init__(
+        self, database: SQLEngine, first: Callable[[Connection], None] | None = None
+    ) -> None:
+        self._database = database
         self._first = first
         self._stack: ExitStack | None = None
         self._conn: Connection | None = None
@@ -51,7 +53,7 @@ class Unit:
         """The open transaction's connection (begun now if needed)."""
         if self._conn is None:
             stack = ExitStack()
-            conn = stack.enter_context(transaction(self._db))
+            conn = stack.enter_context(transaction(self._database))
             self._stack, self._conn = stack, conn
             if self._first is not None:
                 self._first(conn)
