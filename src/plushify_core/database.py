@@ -35,6 +35,7 @@ from .migrations import (
 )
 
 __all__ = [
+    "commits_are_synced",
     "create_schema",
     "is_postgres",
     "is_sqlite",
@@ -154,6 +155,21 @@ def is_sqlite(database: Engine | Connection) -> bool:
 def is_postgres(database: Engine | Connection) -> bool:
     """Whether the database (or connection) is PostgreSQL."""
     return database.dialect.name == "postgresql"
+
+
+def commits_are_synced(database: Engine) -> bool:
+    """Whether a commit is flushed to disk before it returns, so that it survives a power cut.
+
+    PostgreSQL: unless ``synchronous_commit`` is off. SQLite: with ``synchronous=FULL`` or
+    above, or ``NORMAL`` outside WAL; Plushify's own connections run WAL with ``NORMAL``, where
+    the last commits may roll back after a power cut (they survive a crash of the process).
+    """
+    with database.connect() as conn:
+        if is_postgres(conn):
+            return bool(conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() != "off")
+        level = int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+        wal = conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+        return level >= 2 or (level == 1 and not wal)
 
 
 @contextmanager

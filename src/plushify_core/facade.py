@@ -17,7 +17,7 @@ from . import generations as lifecycle
 from . import idempotency, replay
 from .capacity import ModelCapacity
 from .clock import Clock, SystemClock
-from .database import create_schema, open_database, reading, transaction
+from .database import commits_are_synced, create_schema, open_database, reading, transaction
 from .engine import Engine, RetryPolicy
 from .errors import InvalidState, NotFailed, NotFound, PlushifyError, StorageError
 from .generations import Generation, fetch_generation, list_generations
@@ -111,9 +111,14 @@ class Plushify:
             "PLUSHIFY_S3_REGION": settings.s3_region,
         }
         options = s3_options_from_env(s3_env) if settings.storage_url.startswith("s3") else {}
+        # A stored blob is made as durable as the commit that records it: flushing it where
+        # the commit is not flushed would cost every upload and protect nothing.
+        sync = settings.storage_sync
+        if sync is None:
+            sync = commits_are_synced(database)
         return cls(
             database=database,
-            storage=BlobStore(settings.storage_url, storage_options=options),
+            storage=BlobStore(settings.storage_url, storage_options=options, sync=sync),
             model=load_model(settings.model, settings),
             settings=settings,
         )

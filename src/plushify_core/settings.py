@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".plushify"), description="Local data: SQLite file and blobs.")
     database_url: str = Field("", description="SQLAlchemy URL; default SQLite in data_dir.")
     storage_url: str = Field("", description="fsspec URL; default file:// under data_dir.")
+    storage_sync: bool | None = Field(
+        None,
+        description="Flush local blobs to disk before a write returns; default: exactly when "
+        "the database flushes its commits (PostgreSQL: yes; Plushify's SQLite: no).",
+    )
     runner: str = Field("inprocess", description="Runner backend name (inprocess, dramatiq).")
     model: str = Field("local", description="Model backend name (local, gemini, fake).")
     s3_endpoint_url: str = Field("", description="S3-compatible endpoint (empty: AWS).")

@@ -6,10 +6,12 @@ live in :mod:`plushify_core.blobs` and are re-exported here. Vendor errors becom
 retryable for transport failures (``storage_unavailable``); not retryable for ``blob_not_found``,
 ``storage_forbidden`` and configuration faults (``storage_bucket_missing``,
 ``storage_credentials``, ``storage_misconfigured``), which no retry could fix. ``file://``
-writes are atomic (temporary file + rename), so a reader never sees half a blob, and flushed
-to disk before the rename (``fsync``), so a blob that was stored survives a power cut. A local
-copy is a hard link (every blob is written once and replaced, never changed in place, so two
-names may share one file): no bytes copied, no second flush.
+writes are atomic (temporary file + rename), so a reader never sees half a blob. With ``sync``
+(the default) they are also flushed to disk, the file before the rename and its directory
+after, so a blob that was stored survives a power cut; without it a blob survives a crash of the
+process but not of the machine, like a commit of Plushify's SQLite. A local copy is a hard link
+(every blob is written once and replaced, never changed in place, so two names may share one
+file): no bytes copied.
 
 ``memory://`` is fsspec's process-wide in-memory filesystem: give each store its own prefix.
 """
@@ -207,8 +209,15 @@ def _classify(exc: BaseException, what: str) -> StorageError:
 class BlobStore:
     """Bytes by key on any fsspec filesystem, with content types and presigned URLs on S3."""
 
-    def __init__(self, url: str, *, storage_options: Mapping[str, Any] | None = None) -> None:
-        """Open the store at ``url``; ``storage_options`` go to fsspec (env used for ``s3://``)."""
+    def __init__(
+        self, url: str, *, storage_options: Mapping[str, Any] | None = None, sync: bool = True
+    ) -> None:
+        """Open the store at ``url``; ``storage_options`` go to fsspec (env used for ``s3://``).
+
+        ``sync=False`` skips flushing local writes to disk: for a database whose commits are
+        not flushed either (see :func:`~plushify_core.database.commits_are_synced`), where the
+        flush would cost every write without making a stored blob's record any safer.
+        """
         options: dict[str, Any] = {}
         if url.startswith(("s3://", "s3a://")):
             options.update(s3_options_from_env())
@@ -232,6 +241,7 @@ class BlobStore:
         self.fs: AbstractFileSystem = fs
         self._root = str(root).rstrip("/")
         self._local = isinstance(fs, LocalFileSystem)
+        self.sync = sync
         self._s3 = "s3" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
         if self._local:
             os.makedirs(self._root, exist_ok=True)
@@ -255,7 +265,7 @@ class BlobStore:
         path = self._path(key)
         ctype = content_type or guess_content_type(key)
         if self._local:
-            self._call(key, lambda: _atomic_write(path, data))
+            self._call(key, lambda: _atomic_write(path, data, sync=self.sync))
         elif self._s3:
             self._call(key, lambda: self.fs.pipe_file(path, data, ContentType=ctype))
         else:
@@ -296,7 +306,7 @@ class BlobStore:
         """Copy ``src`` to ``dst`` (server-side on S3, atomically on local disk)."""
         src_path, dst_path = self._path(src), self._path(dst)
         if self._local:
-            self._call(src, lambda: _atomic_link(src_path, dst_path))
+            self._call(src, lambda: _atomic_link(src_path, dst_path, sync=self.sync))
         elif self._s3:
             self._call(src, lambda: self.fs.cp_file(src_path, dst_path))
         else:
@@ -347,10 +357,10 @@ def _read_file(path: str) -> bytes:
 _NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
 
 
-def _atomic_link(src: str, dst: str) -> None:
+def _atomic_link(src: str, dst: str, *, sync: bool) -> None:
     """Give ``src``'s file the name ``dst`` too (replacing it atomically), or copy it.
 
-    ``src`` was flushed when it was written, so the link needs no flush of its own.
+    ``src``'s bytes were flushed when it was written; only the new name needs flushing.
     """
     directory = os.path.dirname(dst)
     os.makedirs(directory, exist_ok=True)
@@ -360,7 +370,7 @@ def _atomic_link(src: str, dst: str) -> None:
     except OSError as e:
         if e.errno not in _NO_LINK:
             raise
-        _atomic_write(dst, _read_file(src))
+        _atomic_write(dst, _read_file(src), sync=sync)
         return
     try:
         os.replace(tmp, dst)
@@ -368,19 +378,34 @@ def _atomic_link(src: str, dst: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if sync:
+        _sync_directory(directory)
 
 
-def _atomic_write(path: str, data: bytes) -> None:
+def _atomic_write(path: str, data: bytes, *, sync: bool) -> None:
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if sync:
+        _sync_directory(directory)
+
+
+def _sync_directory(directory: str) -> None:
+    """Flush a directory's entries: without it a renamed file's new name can be lost in a
+    power cut even though its bytes were flushed."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
