@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from plushify_core.database import transaction
 from plushify_core.engine import run_sql
-from plushify_core.engine.prepared import Prepared
+from plushify_core.prepared import Prepared
 from plushify_core.schema import attempts, runs, steps
 
 T0 = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)

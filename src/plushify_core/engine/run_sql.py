@@ -20,8 +20,8 @@ from sqlalchemy.engine import Connection
 
 from ..database import is_postgres, is_sqlite
 from ..errors import NotFailed, NotFound
+from ..prepared import Prepared
 from ..schema import attempts, runs, steps
-from .prepared import Prepared
 from .records import AttemptRecord, RunDetail, RunRecord, StepRecord
 
 __all__ = [

@@ -1,12 +1,13 @@
 """Statements built with SQLAlchemy Core once, then run straight on the driver's cursor.
 
-A step's commit writes four small rows. SQLAlchemy's work per execution (the compiled-cache
-lookup, building the parameters, setting up a result) cost more than SQLite needs to run them, so
-the per-step statements are compiled once per dialect, with their bind processors, and executed
-on the DBAPI cursor of the same connection and transaction. What SQLAlchemy would add still
-happens: ``before_cursor_execute`` listeners see each statement (statement counts, fault
-injection), driver errors are raised as SQLAlchemy's ``DBAPIError`` and a lost connection is
-invalidated so the pool replaces it.
+For the hottest statements (a step's commit writes four small rows; a poll reads a token and a
+generation) SQLAlchemy's work per execution (the compiled-cache lookup, building the parameters,
+setting up a result) cost more than the database needs to run them, so they are compiled once
+per dialect, with their bind processors, and executed on the DBAPI cursor of the same
+connection and transaction (or none, in :func:`~plushify_core.database.reading`). What
+SQLAlchemy would add still happens: ``before_cursor_execute`` listeners see each statement
+(statement counts, fault injection), driver errors are raised as SQLAlchemy's ``DBAPIError`` and
+a lost connection is invalidated so the pool replaces it.
 """
 
 from __future__ import annotations
