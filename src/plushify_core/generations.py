@@ -12,7 +12,7 @@ generation looks exactly like a missing one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from .engine.context import POSTPONED
 from .errors import NonRetryableError, NotFailed, NotFound, ReservationClosed
 from .ids import validate_id
 from .ledger import CreditLedger
+from .prepared import Prepared
 from .schema import generations, idempotency_keys, reservations
 
 __all__ = [
@@ -117,8 +118,7 @@ class Generation(BaseModel):
         }
 
 
-def _row_to_generation(row: sa.Row[Any]) -> Generation:
-    m = row._mapping
+def _row_to_generation(m: Mapping[Any, Any]) -> Generation:
     return Generation(
         id=m["id"],
         user_id=m["user_id"],
@@ -144,10 +144,10 @@ def fetch_generation(conn: Connection, user_id: str, generation_id: str) -> Gene
         validate_id(generation_id)
     except ValueError:
         raise NotFound("No such generation.") from None
-    row = conn.execute(_OWN_GENERATION, {"id": generation_id, "user_id": user_id}).one_or_none()
-    if row is None:
+    rows = _OWN_GENERATION.rows(conn, {"id": generation_id, "user_id": user_id})
+    if not rows:
         raise NotFound("No such generation.")
-    return _row_to_generation(row)
+    return _row_to_generation(rows[0])
 
 
 #: How the run's error reads while a step waits for the model (see ``capacity``/``pipeline``).
@@ -158,9 +158,12 @@ WAITING_FOR_MODEL = f"{POSTPONED}waiting for the model"
 _WAITING = run_sql.queued_with_error(generations.c.run_id, WAITING_FOR_MODEL).label("waits")
 
 
-# Every status poll runs this; built once, it skips SQLAlchemy's per-call statement building.
-_OWN_GENERATION = sa.select(generations, _WAITING).where(
-    generations.c.id == sa.bindparam("id"), generations.c.user_id == sa.bindparam("user_id")
+# Every status poll runs this: built once and run on the driver's cursor.
+_OWN_GENERATION = Prepared(
+    sa.select(generations, _WAITING).where(
+        generations.c.id == sa.bindparam("id"), generations.c.user_id == sa.bindparam("user_id")
+    ),
+    columns=[*generations.c, _WAITING],
 )
 
 
@@ -172,7 +175,7 @@ def list_generations(
     if before is not None:
         query = query.where(generations.c.created_at < before)
     query = query.order_by(generations.c.created_at.desc(), generations.c.id.desc()).limit(limit)
-    return [_row_to_generation(r) for r in conn.execute(query)]
+    return [_row_to_generation(r) for r in conn.execute(query).mappings()]
 
 
 def insert_generation(
@@ -213,7 +216,7 @@ def fetch_generation_any_owner(
     if lock and is_postgres(conn):
         query = query.with_for_update()
     row = conn.execute(query).one_or_none()
-    return None if row is None else _row_to_generation(row)
+    return None if row is None else _row_to_generation(row._mapping)
 
 
 def processing_count(conn: Connection, user_id: str) -> int:
@@ -452,7 +455,7 @@ def begin_purge(conn: Connection, cutoff: datetime, *, limit: int) -> list[Gener
     rows = conn.execute(
         sa.select(generations).where(g.id.in_(ids), g.current_step == PURGING)
     ).all()
-    return [_row_to_generation(r) for r in rows]
+    return [_row_to_generation(r._mapping) for r in rows]
 
 
 def end_purge(conn: Connection, generation_id: str, now: datetime) -> int:

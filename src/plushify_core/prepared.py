@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 __all__ = ["Prepared"]
 
@@ -32,7 +32,7 @@ class _Compiled:
         self,
         stmt: ClauseElement,
         keys: Sequence[str],
-        columns: Sequence[sa.Column[Any]],
+        columns: Sequence[ColumnElement[Any]],
         dialect: Dialect,
     ) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
@@ -46,7 +46,8 @@ class _Compiled:
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             self.binds.append((name, None if bind.required else bind.effective_value, processor))
         self.columns: list[tuple[str, _Processor]] = [
-            (c.key, c.type.dialect_impl(dialect).result_processor(dialect, None)) for c in columns
+            (str(c.key), c.type.dialect_impl(dialect).result_processor(dialect, None))
+            for c in columns
         ]
 
     def parameters(self, values: dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
@@ -70,7 +71,7 @@ class Prepared:
         self,
         stmt: ClauseElement,
         keys: Sequence[str] = (),
-        columns: Sequence[sa.Column[Any]] = (),
+        columns: Sequence[ColumnElement[Any]] = (),
     ) -> None:
         self._stmt, self._keys, self._columns = stmt, tuple(keys), tuple(columns)
         self._by_dialect: dict[str, _Compiled] = {}

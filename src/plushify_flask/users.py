@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from plushify_core.clock import Clock, SystemClock, utcnow
 from plushify_core.database import reading, transaction
 from plushify_core.errors import InvalidArgument
 from plushify_core.ids import new_id
+from plushify_core.prepared import Prepared
 
 from .hashing import PasswordHasher
 from .tables import api_tokens, invites, known_addresses, metadata, throttle_events, users
@@ -98,14 +100,16 @@ def normalise_username(name: str) -> str:
 # A signed-in browser's every request runs the first, an API client's the second; built once,
 # they skip SQLAlchemy's per-call statement building.
 _BY_ID = sa.select(users).where(users.c.id == sa.bindparam("id"))
-_BY_TOKEN = (
+# Every bearer request runs this: built once and run on the driver's cursor.
+_BY_TOKEN = Prepared(
     sa.select(users)
     .join(api_tokens, api_tokens.c.user_id == users.c.id)
     .where(
         api_tokens.c.token_hash == sa.bindparam("token_hash"),
         api_tokens.c.revoked_at.is_(None),
         sa.or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > sa.bindparam("now")),
-    )
+    ),
+    columns=list(users.c),
 )
 
 
@@ -113,8 +117,7 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _user(row: sa.Row[Any]) -> User:
-    m = row._mapping
+def _user(m: Mapping[Any, Any]) -> User:
     return User(
         id=str(m["id"]),
         username=str(m["username"]),
@@ -253,7 +256,7 @@ class UserStore:
         """The user with that id, or ``None``."""
         with reading(self.database) as conn:
             row = conn.execute(_BY_ID, {"id": user_id}).first()
-        return _user(row) if row else None
+        return _user(row._mapping) if row else None
 
     def by_name(self, username: str) -> User | None:
         """The user with that name, or ``None``."""
@@ -263,13 +266,13 @@ class UserStore:
             return None
         with transaction(self.database, write=False) as conn:
             row = conn.execute(sa.select(users).where(users.c.username == name)).first()
-        return _user(row) if row else None
+        return _user(row._mapping) if row else None
 
     def all(self) -> list[User]:
         """Every user, by name."""
         with transaction(self.database, write=False) as conn:
             rows = conn.execute(sa.select(users).order_by(users.c.username)).all()
-        return [_user(r) for r in rows]
+        return [_user(r._mapping) for r in rows]
 
     def authenticate(self, username: str, password: str) -> User | None:
         """The user when name and password match, else ``None`` (same cost either way)."""
@@ -282,7 +285,7 @@ class UserStore:
         stored = None if row is None else str(row._mapping["password_hash"])
         if not self.hasher.verify(stored, password) or row is None:
             return None
-        return _user(row)
+        return _user(row._mapping)
 
     def issue_token(
         self, user_id: str, *, label: str = "", expires_in: timedelta | None = None
@@ -378,7 +381,5 @@ class UserStore:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         with reading(self.database) as conn:
-            row = conn.execute(
-                _BY_TOKEN, {"token_hash": _hash_token(token), "now": self.clock.now()}
-            ).first()
-        return _user(row) if row else None
+            rows = _BY_TOKEN.rows(conn, {"token_hash": _hash_token(token), "now": self.clock.now()})
+        return _user(rows[0]) if rows else None
