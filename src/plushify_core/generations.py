@@ -178,6 +178,12 @@ def list_generations(
     return [_row_to_generation(r) for r in conn.execute(query).mappings()]
 
 
+_INSERT_GENERATION = Prepared(
+    sa.insert(generations),
+    ("id", "user_id", "status", "run_id", "reservation_id", "created_at", "updated_at"),
+)
+
+
 def insert_generation(
     conn: Connection, *, generation_id: str, user_id: str, now: datetime
 ) -> Generation:
@@ -191,17 +197,16 @@ def insert_generation(
         created_at=now,
         updated_at=now,
     )
-    conn.execute(
-        sa.insert(generations).values(
-            id=gen.id,
-            user_id=gen.user_id,
-            status=gen.status,
-            run_id=gen.run_id,
-            reservation_id=gen.reservation_id,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    values = {
+        "id": gen.id,
+        "user_id": gen.user_id,
+        "status": gen.status,
+        "run_id": gen.run_id,
+        "reservation_id": gen.reservation_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    _INSERT_GENERATION.execute(conn, values)
     return gen
 
 

@@ -41,6 +41,8 @@ from .ledger_sql import (
     check_text,
     fingerprint,
     insert_ignore,
+    insert_reservation,
+    reservation_fields,
     reservation_row,
     take_credit,
     to_reservation,
@@ -172,28 +174,25 @@ class CreditLedger:
         fp = fingerprint("reserve", user_id, amount)
 
         def run(c: Connection) -> Reservation:
-            existing = reservation_row(c, reservation_id)
+            existing = reservation_fields(c, reservation_id)
             if existing is not None:
-                if existing.fingerprint != fp:
+                if existing["fingerprint"] != fp:
                     raise IdempotencyConflict(
                         f"Reservation {reservation_id!r} exists for another user or amount."
                     )
                 return to_reservation(existing)
             if not take_credit(c, user_id, amount, self.max_in_flight, now):
                 self._refuse(c, user_id, amount)
-            inserted = c.execute(
-                insert_ignore(c, reservations)
-                .values(
-                    id=reservation_id,
-                    user_id=user_id,
-                    amount=amount,
-                    state="pending",
-                    fingerprint=fp,
-                    expires_at=expires_at,
-                    created_at=now,
-                )
-                .returning(*reservations.c)
-            ).first()
+            values = {
+                "id": reservation_id,
+                "user_id": user_id,
+                "amount": amount,
+                "state": "pending",
+                "fingerprint": fp,
+                "expires_at": expires_at,
+                "created_at": now,
+            }
+            inserted = insert_reservation(c, values)
             if inserted is None:
                 raise _Raced  # the same id was reserved concurrently: undo ours, answer as replay
             return to_reservation(inserted, created=True)

@@ -8,6 +8,7 @@ both SQLite (under ``BEGIN IMMEDIATE``) and PostgreSQL (row locks, re-checked af
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Connection, Row
 
 from .errors import IdempotencyConflict, InvalidArgument, ReservationClosed
 from .ledger_records import Balance, EntryKind, Reservation
+from .prepared import Prepared
 from .schema import accounts, ledger_entries, reservations
 
 __all__ = [
@@ -29,6 +31,8 @@ __all__ = [
     "entry_by_key",
     "fingerprint",
     "insert_ignore",
+    "insert_reservation",
+    "reservation_fields",
     "reservation_row",
     "take_credit",
     "to_reservation",
@@ -50,22 +54,54 @@ def insert_ignore(conn: Connection, table: sa.Table) -> Any:
     raise NotImplementedError(f"unsupported database dialect: {conn.dialect.name}")
 
 
+# Every submit runs these: built once and run on the driver's cursor.
+_TAKE_CREDIT = Prepared(
+    sa.update(accounts)
+    .where(
+        accounts.c.user_id == sa.bindparam("b_user"),
+        accounts.c.credits - accounts.c.reserved >= sa.bindparam("b_amount"),
+        accounts.c.in_flight < sa.bindparam("b_max"),
+    )
+    .values(
+        reserved=accounts.c.reserved + sa.bindparam("b_amount"),
+        in_flight=accounts.c.in_flight + 1,
+        updated_at=sa.bindparam("b_now"),
+    )
+    .returning(accounts.c.user_id),
+    columns=[accounts.c.user_id],
+)
+_RESERVATION = Prepared(
+    sa.select(reservations).where(reservations.c.id == sa.bindparam("b_id")),
+    columns=list(reservations.c),
+)
+_INSERT_RESERVATION = {
+    name: Prepared(
+        insert(reservations).on_conflict_do_nothing().returning(*reservations.c),
+        ("id", "user_id", "amount", "state", "fingerprint", "expires_at", "created_at"),
+        list(reservations.c),
+    )
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+
+
 def take_credit(
     conn: Connection, user_id: str, amount: int, max_in_flight: int, now: datetime
 ) -> bool:
     """Reserve ``amount`` and one in-flight slot iff both are free, in one guarded UPDATE."""
-    c = accounts.c
-    row = conn.execute(
-        sa.update(accounts)
-        .where(
-            c.user_id == user_id,
-            c.credits - c.reserved >= amount,
-            c.in_flight < max_in_flight,
-        )
-        .values(reserved=c.reserved + amount, in_flight=c.in_flight + 1, updated_at=now)
-        .returning(c.user_id)
-    ).first()
-    return row is not None
+    params = {"b_user": user_id, "b_amount": amount, "b_max": max_in_flight, "b_now": now}
+    return bool(_TAKE_CREDIT.rows(conn, params))
+
+
+def reservation_fields(conn: Connection, reservation_id: str) -> dict[str, Any] | None:
+    """The reservation's columns by name (the read of every reserve), or ``None``."""
+    rows = _RESERVATION.rows(conn, {"b_id": reservation_id})
+    return rows[0] if rows else None
+
+
+def insert_reservation(conn: Connection, values: dict[str, Any]) -> dict[str, Any] | None:
+    """Insert a reservation unless its id exists; the inserted row, or ``None``."""
+    rows = _INSERT_RESERVATION[conn.dialect.name].rows(conn, values)
+    return rows[0] if rows else None
 
 
 def adjust_account(
@@ -125,9 +161,10 @@ def balance_of(conn: Connection, user_id: str) -> Balance:
     )
 
 
-def to_reservation(row: Row[Any], *, created: bool = False) -> Reservation:
-    """A ``reservations`` row as the public model."""
-    return Reservation.model_validate({**row._mapping, "created": created})
+def to_reservation(row: Row[Any] | Mapping[str, Any], *, created: bool = False) -> Reservation:
+    """A ``reservations`` row (or its mapping) as the public model."""
+    m = row._mapping if isinstance(row, Row) else row
+    return Reservation.model_validate({**m, "created": created})
 
 
 def check_text(value: str, what: str, limit: int) -> str:
