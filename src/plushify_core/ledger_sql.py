@@ -70,6 +70,11 @@ _TAKE_CREDIT = Prepared(
     .returning(accounts.c.user_id),
     columns=[accounts.c.user_id],
 )
+# A submit checks the balance before it reads the upload.
+_ACCOUNT = Prepared(
+    sa.select(accounts).where(accounts.c.user_id == sa.bindparam("b_user")),
+    columns=list(accounts.c),
+)
 _RESERVATION = Prepared(
     sa.select(reservations).where(reservations.c.id == sa.bindparam("b_id")),
     columns=list(reservations.c),
@@ -149,15 +154,16 @@ def entry_by_key(conn: Connection, key: str) -> Row[Any] | None:
 
 def balance_of(conn: Connection, user_id: str) -> Balance:
     """The user's balance as stored; all zeros for a user without an account row."""
-    row = account_row(conn, user_id)
-    if row is None:
+    rows = _ACCOUNT.rows(conn, {"b_user": user_id})
+    if not rows:
         return Balance(user_id=user_id, credits=0, in_use=0, in_flight=0, available=0)
+    row = rows[0]
     return Balance(
         user_id=user_id,
-        credits=row.credits,
-        in_use=row.reserved,
-        in_flight=row.in_flight,
-        available=row.credits - row.reserved,
+        credits=row["credits"],
+        in_use=row["reserved"],
+        in_flight=row["in_flight"],
+        available=row["credits"] - row["reserved"],
     )
 
 

@@ -16,7 +16,6 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from plushify_core.errors import InsufficientCredits, InvalidImage, NotFound, TooManyInProgress
 from plushify_core.ids import validate_id
-from plushify_core.images import probe_image
 
 from .auth import current_user_id
 from .extensions import facade
@@ -88,8 +87,7 @@ def create_generation() -> Response:
         if earlier is not None:
             return _accepted(earlier)
         check_can_submit(user_id)
-    settings = facade().settings
-    probe_image(data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
+    # ``submit`` validates first: the header checks, then the bounded decode.
     return _accepted(facade().submit(user_id, data, content_type, idempotency_key=key))
 
 
