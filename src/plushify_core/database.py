@@ -11,6 +11,7 @@ PostgreSQL runs through psycopg 3.
 from __future__ import annotations
 
 import os
+import select
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -65,8 +66,38 @@ def open_database(url: str, **kwargs: Any) -> Engine:
     url = _normalise_url(url)
     if url.startswith("sqlite"):
         return _open_sqlite(url, **kwargs)
-    kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kwargs)
+    if not url.startswith("postgresql+psycopg") or "pool_pre_ping" in kwargs:
+        kwargs.setdefault("pool_pre_ping", True)
+        return sa.create_engine(url, **kwargs)
+    database = sa.create_engine(url, **kwargs)
+    event.listen(database, "checkout", _check_alive)
+    return database
+
+
+def _check_alive(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled PostgreSQL connection that the server has closed; the pool then opens a
+    new one (SQLAlchemy retries a checkout refused with ``DisconnectionError``).
+
+    A connection idle in the pool receives nothing unless the server ends it (a restart,
+    ``pg_terminate_backend``, an idle timeout), which makes its socket readable: so only a
+    readable socket needs the round trip of a ``SELECT 1``. ``pool_pre_ping`` would send one at
+    every checkout, about one per transaction. A server that vanished without closing (a network
+    partition) is found by the first statement instead, which fails and invalidates the
+    connection; a ping would have waited out the same TCP timeout.
+    """
+    if dbapi_conn.closed or dbapi_conn.broken:
+        raise sa.exc.DisconnectionError("the connection is closed")
+    poller = select.poll()  # not select.select: it fails on descriptors above 1023
+    poller.register(dbapi_conn.fileno(), select.POLLIN)
+    if not poller.poll(0):
+        return
+    try:  # a notice or a notification may also be waiting: ask the server
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SELECT 1")
+        if not dbapi_conn.autocommit:
+            dbapi_conn.rollback()  # leave no transaction open behind the pool's back
+    except Exception as exc:
+        raise sa.exc.DisconnectionError(f"the server closed the connection ({exc})") from exc
 
 
 def _open_sqlite(url: str, **kwargs: Any) -> Engine:
