@@ -63,20 +63,22 @@ def _dialect(conn: Connection) -> Any:
 # --- runs: submit, read -------------------------------------------------------------------
 
 
-_INSERT_RUN: dict[str, Any] = {}
+_INSERT_RUN: dict[tuple[str, tuple[str, ...]], Prepared] = {}
 _RUN_BY_KEY = sa.select(runs).where(runs.c.idempotency_key == sa.bindparam("b_key"))
 
 
 def insert_run(conn: Connection, values: dict[str, Any]) -> RunRecord:
     """Insert a queued run unless its id or idempotency key exists; the stored run either way."""
-    name = conn.dialect.name
-    if name not in _INSERT_RUN:
-        # ON CONFLICT DO NOTHING: a duplicate never aborts the caller's transaction.
-        insert = _dialect(conn).insert(runs).on_conflict_do_nothing()
-        _INSERT_RUN[name] = insert.returning(*runs.c)
-    inserted = conn.execute(_INSERT_RUN[name], values).mappings().first()
-    if inserted is not None:
-        return RunRecord.from_row(inserted)
+    built = (conn.dialect.name, tuple(values))
+    insert = _INSERT_RUN.get(built)
+    if insert is None:
+        # ON CONFLICT DO NOTHING: a duplicate never aborts the caller's transaction. Run on the
+        # cursor like the per-step statements: one per submit.
+        stmt = _dialect(conn).insert(runs).on_conflict_do_nothing().returning(*runs.c)
+        insert = _INSERT_RUN[built] = Prepared(stmt, tuple(values), list(runs.c))
+    inserted = insert.rows(conn, values)
+    if inserted:
+        return RunRecord.from_row(inserted[0])
     key = values["idempotency_key"]
     if key is not None:
         found = conn.execute(_RUN_BY_KEY, {"b_key": key})
@@ -497,9 +499,21 @@ def to_final(
         "updated_at": now,
         **more,
     }
-    found = conn.execute(_guarded_update(guard), {**guard.values, **values})
-    row = found.mappings().first()
-    return None if row is None else RunRecord.from_row(row)
+    rows = _final_statement(guard, values).rows(conn, {**guard.values, **values})
+    return RunRecord.from_row(rows[0]) if rows else None
+
+
+_FINAL: dict[tuple[int, tuple[str, ...]], Prepared] = {}
+
+
+def _final_statement(guard: Guard, values: dict[str, Any]) -> Prepared:
+    """The guarded final UPDATE for this guard and these columns, built once (every run ends
+    with one; SQLAlchemy's per-execution work cost more than the statement)."""
+    key = (id(guard.clause), tuple(values))
+    prepared = _FINAL.get(key)
+    if prepared is None:
+        prepared = _FINAL[key] = Prepared(_guarded_update(guard), tuple(values), list(runs.c))
+    return prepared
 
 
 def request_cancel(conn: Connection, run_id: str, now: datetime, *, live_only: bool) -> bool:
