@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import ExitStack
 from typing import TypeVar
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RootTransaction
 from sqlalchemy.engine import Engine as SQLEngine
-
-from ..database import transaction
 
 __all__ = ["Unit"]
 
@@ -38,8 +35,8 @@ class Unit:
     ) -> None:
         self._database = database
         self._first = first
-        self._stack: ExitStack | None = None
         self._conn: Connection | None = None
+        self._trans: RootTransaction | None = None
         self._after: list[Callable[[], None]] = []
         self._staged: list[Callable[[Connection], object]] = []
         self._deferred: list[Callable[[Connection], object]] = []
@@ -52,9 +49,15 @@ class Unit:
     def conn(self) -> Connection:
         """The open transaction's connection (begun now if needed)."""
         if self._conn is None:
-            stack = ExitStack()
-            conn = stack.enter_context(transaction(self._database))
-            self._stack, self._conn = stack, conn
+            # ``database.transaction`` without its context managers (a unit opens one per
+            # step): a write transaction, SQLite's BEGIN IMMEDIATE being the default.
+            conn = self._database.connect()
+            try:
+                self._trans = conn.begin()
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
             if self._first is not None:
                 self._first(conn)
             deferred, self._deferred = self._deferred, []
@@ -102,10 +105,15 @@ class Unit:
         """Commit (if anything was written), then run the after-commit actions in order."""
         if self._deferred:
             self.conn  # noqa: B018 - opening runs the deferred operations
-        stack, self._stack, self._conn = self._stack, None, None
+        conn, trans = self._conn, self._trans
+        self._conn = self._trans = None
         self._staged = []
-        if stack is not None:
-            stack.close()
+        if conn is not None:
+            try:
+                assert trans is not None
+                trans.commit()
+            finally:
+                conn.close()  # after a failed commit this rolls back
         actions, self._after = self._after, []
         for action in actions:
             action()
@@ -116,11 +124,14 @@ class Unit:
         self._discard()
 
     def _discard(self) -> None:
-        stack, self._stack, self._conn = self._stack, None, None
-        if stack is not None:
+        conn, trans = self._conn, self._trans
+        self._conn = self._trans = None
+        if conn is not None:
             try:
-                stack.__exit__(RuntimeError, RuntimeError("rolled back"), None)
-            except RuntimeError:
-                pass
+                try:
+                    if trans is not None:
+                        trans.rollback()
+                finally:
+                    conn.close()
             except Exception:
                 log.exception("rolling back a unit of work failed")
