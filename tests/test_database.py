@@ -334,3 +334,34 @@ def test_a_write_lock_not_granted_is_sqlalchemys_operational_error(
         engine.dispose()
     with transaction(engine) as conn:  # and the lock, once released, is granted
         conn.execute(sa.delete(reservations))
+
+
+def test_sqlite_datetimes_are_bound_as_sqlalchemy_would_bind_them() -> None:
+    """UTCDateTime binds on SQLite with one function of its own (a step binds about ten
+    datetimes); the text is SQLAlchemy's DATETIME text of the UTC time, and naive values are
+    refused as before."""
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.types import TypeDecorator
+
+    from plushify_core.errors import InvalidArgument
+    from plushify_core.schema import UTCDateTime
+
+    dialect = sqlite.dialect()
+    impl = UTCDateTime().dialect_impl(dialect)
+    assert isinstance(impl, UTCDateTime)
+    ours = impl.bind_processor(dialect)
+    # What SQLAlchemy builds: process_bind_param, then SQLite DATETIME's formatting.
+    chained = TypeDecorator[datetime].bind_processor(impl, dialect)
+    assert ours is not None and chained is not None and ours is not chained
+    values = [
+        datetime(2026, 12, 1, 14, 1, 7, 186910, tzinfo=UTC),
+        datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime(1, 1, 1, 23, 0, 0, tzinfo=timezone(timedelta(hours=-2))),
+        datetime(999, 3, 4, 5, 6, 7, 8, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    for value in values:
+        assert ours(value) == chained(value)
+    assert ours(None) is None
+    with pytest.raises(InvalidArgument, match="naive"):
+        ours(datetime(2026, 1, 1))

@@ -12,6 +12,7 @@ Schema versions are Alembic revisions (:mod:`plushify_core.migrations`, version 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,6 +70,32 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, one function instead of ``process_bind_param`` chained with SQLite's
+        ``DATETIME`` formatting (a step binds about ten datetimes, and the chain cost more
+        than the statement); the text is the same (tests/test_database.py compares them)."""
+        impl = self.impl_instance.dialect_impl(dialect)
+        if getattr(impl, "_storage_format", None) != _SQLITE_DATETIME:
+            return super().bind_processor(dialect)
+        return _sqlite_text
+
+
+#: SQLAlchemy's default text for SQLite's DATETIME, the one :func:`_sqlite_text` writes.
+_SQLITE_DATETIME = (
+    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+)
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    """A timezone-aware datetime as SQLite's ``DATETIME`` stores it, in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is UTC:  # the clock's: the text without its "+00:00"
+        return value.isoformat(" ", "microseconds")[:26]
+    if value.tzinfo is None:
+        raise InvalidArgument("naive datetime given; Plushify stores timezone-aware UTC only")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 metadata = MetaData()
