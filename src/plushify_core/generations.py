@@ -270,12 +270,23 @@ def discard(conn: Connection, *, ledger: CreditLedger, engine: Engine, generatio
 
 def progress(conn: Connection, generation_id: str, now: datetime, **values: Any) -> bool:
     """Update a generation that is still processing; ``False`` when it no longer is."""
-    result = conn.execute(
-        sa.update(generations)
-        .where(generations.c.id == generation_id, generations.c.status == "processing")
-        .values(updated_at=now, **values)
-    )
-    return result.rowcount == 1
+    columns = tuple(sorted(values))
+    prepared = _PROGRESS.get(columns)
+    if prepared is None:
+        # One statement per set of columns a pipeline writes (a handful), built once each.
+        sets = {c: sa.bindparam(f"v_{c}", type_=generations.c[c].type) for c in columns}
+        stmt = (
+            sa.update(generations)
+            .where(generations.c.id == sa.bindparam("b_id"), generations.c.status == "processing")
+            .values(updated_at=sa.bindparam("b_now"), **sets)
+            .returning(generations.c.id)
+        )
+        prepared = _PROGRESS[columns] = Prepared(stmt, columns=[generations.c.id])
+    params = {f"v_{c}": v for c, v in values.items()}
+    return bool(prepared.rows(conn, {"b_id": generation_id, "b_now": now, **params}))
+
+
+_PROGRESS: dict[tuple[str, ...], Prepared] = {}
 
 
 def complete(conn: Connection, ledger: CreditLedger, generation_id: str, now: datetime) -> str:

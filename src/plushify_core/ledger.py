@@ -37,6 +37,7 @@ from .ledger_sql import (
     adjust_account,
     append_entry,
     balance_of,
+    capture_pending,
     check_amount,
     check_text,
     fingerprint,
@@ -221,32 +222,21 @@ class CreditLedger:
         now = self._now(now)
 
         def run(c: Connection) -> Reservation:
-            r = reservations.c
-            row = c.execute(
-                sa.update(reservations)
-                .where(
-                    r.id == reservation_id,
-                    r.state == "pending",
-                    sa.or_(r.expires_at.is_(None), r.expires_at > now),
-                )
-                .values(state="captured", closed_at=now)
-                .returning(*reservations.c)
-            ).first()
+            row = capture_pending(c, reservation_id, now)
             if row is None:
                 existing = self._closed(c, reservation_id)
                 if existing.state == "captured":
                     return existing
                 detail = "past its deadline" if existing.state == "pending" else existing.state
                 raise ReservationClosed(f"Reservation {reservation_id!r} is {detail}.")
-            adjust_account(
-                c, row.user_id, now, credits=-row.amount, reserved=-row.amount, in_flight=-1
-            )
+            user_id, amount = row["user_id"], row["amount"]
+            adjust_account(c, user_id, now, credits=-amount, reserved=-amount, in_flight=-1)
             append_entry(
                 c,
                 f"capture:{reservation_id}",
-                row.user_id,
+                user_id,
                 "capture",
-                -row.amount,
+                -amount,
                 reservation_id,
                 fingerprint("capture", reservation_id),
                 now,

@@ -26,6 +26,7 @@ __all__ = [
     "adjust_account",
     "append_entry",
     "balance_of",
+    "capture_pending",
     "check_amount",
     "check_text",
     "entry_by_key",
@@ -79,6 +80,27 @@ _RESERVATION = Prepared(
     sa.select(reservations).where(reservations.c.id == sa.bindparam("b_id")),
     columns=list(reservations.c),
 )
+_INSERT_ENTRY = {
+    name: Prepared(
+        insert(ledger_entries).on_conflict_do_nothing().returning(ledger_entries.c.id),
+        ("key", "user_id", "kind", "delta", "reservation_id", "fingerprint", "created_at"),
+        [ledger_entries.c.id],
+    )
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+_CAPTURE = Prepared(
+    sa.update(reservations)
+    .where(
+        reservations.c.id == sa.bindparam("b_id"),
+        reservations.c.state == "pending",
+        sa.or_(
+            reservations.c.expires_at.is_(None), reservations.c.expires_at > sa.bindparam("b_now")
+        ),
+    )
+    .values(state="captured", closed_at=sa.bindparam("b_now"))
+    .returning(*reservations.c),
+    columns=list(reservations.c),
+)
 _INSERT_RESERVATION = {
     name: Prepared(
         insert(reservations).on_conflict_do_nothing().returning(*reservations.c),
@@ -103,10 +125,29 @@ def reservation_fields(conn: Connection, reservation_id: str) -> dict[str, Any] 
     return rows[0] if rows else None
 
 
+def capture_pending(conn: Connection, reservation_id: str, now: datetime) -> dict[str, Any] | None:
+    """Mark the reservation captured iff it is pending and not past its deadline at ``now``;
+    its columns by name, or ``None`` when the guard matched nothing."""
+    rows = _CAPTURE.rows(conn, {"b_id": reservation_id, "b_now": now})
+    return rows[0] if rows else None
+
+
 def insert_reservation(conn: Connection, values: dict[str, Any]) -> dict[str, Any] | None:
     """Insert a reservation unless its id exists; the inserted row, or ``None``."""
     rows = _INSERT_RESERVATION[conn.dialect.name].rows(conn, values)
     return rows[0] if rows else None
+
+
+_ADJUST_ACCOUNT = Prepared(
+    sa.update(accounts)
+    .where(accounts.c.user_id == sa.bindparam("b_user"))
+    .values(
+        credits=accounts.c.credits + sa.bindparam("b_credits"),
+        reserved=accounts.c.reserved + sa.bindparam("b_reserved"),
+        in_flight=accounts.c.in_flight + sa.bindparam("b_in_flight"),
+        updated_at=sa.bindparam("b_now"),
+    )
+)
 
 
 def adjust_account(
@@ -119,17 +160,14 @@ def adjust_account(
     in_flight: int = 0,
 ) -> None:
     """Add the given deltas to the user's account row (the CHECK constraints guard the result)."""
-    c = accounts.c
-    conn.execute(
-        sa.update(accounts)
-        .where(c.user_id == user_id)
-        .values(
-            credits=c.credits + credits,
-            reserved=c.reserved + reserved,
-            in_flight=c.in_flight + in_flight,
-            updated_at=now,
-        )
-    )
+    params = {
+        "b_user": user_id,
+        "b_credits": credits,
+        "b_reserved": reserved,
+        "b_in_flight": in_flight,
+        "b_now": now,
+    }
+    _ADJUST_ACCOUNT.execute(conn, params)
 
 
 def account_row(conn: Connection, user_id: str) -> Row[Any] | None:
@@ -201,20 +239,16 @@ def append_entry(
     Raises :class:`IdempotencyConflict` if ``key`` holds another operation, and
     :class:`ReservationClosed` if the reservation already has an entry of this kind.
     """
-    inserted = conn.execute(
-        insert_ignore(conn, ledger_entries)
-        .values(
-            key=key,
-            user_id=user_id,
-            kind=kind,
-            delta=delta,
-            reservation_id=reservation_id,
-            fingerprint=fp,
-            created_at=now,
-        )
-        .returning(ledger_entries.c.id)
-    ).first()
-    if inserted is not None:
+    values = {
+        "key": key,
+        "user_id": user_id,
+        "kind": kind,
+        "delta": delta,
+        "reservation_id": reservation_id,
+        "fingerprint": fp,
+        "created_at": now,
+    }
+    if _INSERT_ENTRY[conn.dialect.name].rows(conn, values):
         return True
     existing = entry_by_key(conn, key)
     if existing is None:
