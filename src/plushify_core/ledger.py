@@ -43,7 +43,6 @@ from .ledger_sql import (
     fingerprint,
     insert_ignore,
     insert_reservation,
-    reservation_fields,
     reservation_row,
     take_credit,
     to_reservation,
@@ -132,16 +131,17 @@ class CreditLedger:
             row = reservation_row(conn, reservation_id, lock=True)
             if row is None:
                 raise ReservationNotFound(f"No reservation {reservation_id!r}.")
-            if row.state != "captured":
+            state, user_id, amount = row["state"], row["user_id"], row["amount"]
+            if state != "captured":
                 raise ReservationClosed(
-                    f"Reservation {reservation_id!r} is {row.state}; only captured ones refund."
+                    f"Reservation {reservation_id!r} is {state}; only captured ones refund."
                 )
             if not append_entry(
-                conn, entry_key, row.user_id, "refund", row.amount, reservation_id, fp, now
+                conn, entry_key, user_id, "refund", amount, reservation_id, fp, now
             ):
-                return balance_of(conn, row.user_id)
-            adjust_account(conn, row.user_id, now, credits=row.amount)
-            return balance_of(conn, row.user_id)
+                return balance_of(conn, user_id)
+            adjust_account(conn, user_id, now, credits=amount)
+            return balance_of(conn, user_id)
 
         return self._run(None, run)
 
@@ -175,7 +175,7 @@ class CreditLedger:
         fp = fingerprint("reserve", user_id, amount)
 
         def run(c: Connection) -> Reservation:
-            existing = reservation_fields(c, reservation_id)
+            existing = reservation_row(c, reservation_id)
             if existing is not None:
                 if existing["fingerprint"] != fp:
                     raise IdempotencyConflict(

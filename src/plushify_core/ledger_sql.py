@@ -33,7 +33,6 @@ __all__ = [
     "fingerprint",
     "insert_ignore",
     "insert_reservation",
-    "reservation_fields",
     "reservation_row",
     "take_credit",
     "to_reservation",
@@ -76,10 +75,9 @@ _ACCOUNT = Prepared(
     sa.select(accounts).where(accounts.c.user_id == sa.bindparam("b_user")),
     columns=list(accounts.c),
 )
-_RESERVATION = Prepared(
-    sa.select(reservations).where(reservations.c.id == sa.bindparam("b_id")),
-    columns=list(reservations.c),
-)
+_RESERVATION_SELECT = sa.select(reservations).where(reservations.c.id == sa.bindparam("b_id"))
+_RESERVATION = Prepared(_RESERVATION_SELECT, columns=list(reservations.c))
+_RESERVATION_LOCKED = Prepared(_RESERVATION_SELECT.with_for_update(), columns=list(reservations.c))
 _INSERT_ENTRY = {
     name: Prepared(
         insert(ledger_entries).on_conflict_do_nothing().returning(ledger_entries.c.id),
@@ -117,12 +115,6 @@ def take_credit(
     """Reserve ``amount`` and one in-flight slot iff both are free, in one guarded UPDATE."""
     params = {"b_user": user_id, "b_amount": amount, "b_max": max_in_flight, "b_now": now}
     return bool(_TAKE_CREDIT.rows(conn, params))
-
-
-def reservation_fields(conn: Connection, reservation_id: str) -> dict[str, Any] | None:
-    """The reservation's columns by name (the read of every reserve), or ``None``."""
-    rows = _RESERVATION.rows(conn, {"b_id": reservation_id})
-    return rows[0] if rows else None
 
 
 def capture_pending(conn: Connection, reservation_id: str, now: datetime) -> dict[str, Any] | None:
@@ -177,12 +169,11 @@ def account_row(conn: Connection, user_id: str) -> Row[Any] | None:
 
 def reservation_row(
     conn: Connection, reservation_id: str, *, lock: bool = False
-) -> Row[Any] | None:
-    """The reservation row; ``lock`` takes ``FOR UPDATE`` on PostgreSQL (a no-op on SQLite)."""
-    query = sa.select(reservations).where(reservations.c.id == reservation_id)
-    if lock:
-        query = query.with_for_update()
-    return conn.execute(query).first()
+) -> dict[str, Any] | None:
+    """The reservation's columns by name, or ``None``; ``lock`` takes ``FOR UPDATE`` on
+    PostgreSQL (SQLite serialises writers anyway)."""
+    rows = (_RESERVATION_LOCKED if lock else _RESERVATION).rows(conn, {"b_id": reservation_id})
+    return rows[0] if rows else None
 
 
 def entry_by_key(conn: Connection, key: str) -> Row[Any] | None:

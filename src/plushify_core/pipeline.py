@@ -176,7 +176,7 @@ class PlushiePipeline:
         if gen is None or gen.reservation_id is None:
             return None
         row = reservation_row(conn, gen.reservation_id)
-        return None if row is None else row.expires_at
+        return None if row is None else row["expires_at"]
 
     def _records(self, conn: Connection, gen_id: str, **values: Any) -> None:
         if not lifecycle.progress(conn, gen_id, self.clock.now(), **values):

@@ -201,7 +201,8 @@ def test_the_generation_page_retries_cancels_and_deletes(
     busy = site.plushify.submit(user.id, photo(seed=9))
     page.goto(f"{live.url}/g/{busy.id}")
     expect(page.locator("#generation [data-step-text]")).to_be_visible()
-    page.get_by_role("button", name="Cancel").click()
+    with page.expect_response(lambda r: r.url.endswith(f"/{busy.id}/cancel") and r.ok):
+        page.get_by_role("button", name="Cancel").click()
     fake.release()  # the step in progress ends first; then the run stops as cancelled
     expect(page.locator("#generation")).to_have_attribute("data-status", "cancelled")
     expect(page.locator("#history")).to_contain_text("Cancelled — the credit was released")
@@ -259,7 +260,10 @@ def test_gallery_counts_filters_and_times_follow_every_action(
     moved.get_by_role("button", name="Show").click()
     expect(page.locator("[data-filter=processing]")).to_have_attribute("aria-pressed", "true")
 
-    card.locator("[data-action=cancel]").click()
+    # The click only sends the request: release the held step once the server has answered,
+    # or the run can finish before the cancel is recorded.
+    with page.expect_response(lambda r: r.url.endswith(f"/{bad.id}/cancel") and r.ok):
+        card.locator("[data-action=cancel]").click()
     fake.release()  # a step in progress ends first; then the run stops as cancelled
     expect(summary).to_have_text("2 generations · 1 finished · 1 cancelled")
     expect(page.locator('[data-count="cancelled"]')).to_have_text("1")
