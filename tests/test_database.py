@@ -365,3 +365,20 @@ def test_sqlite_datetimes_are_bound_as_sqlalchemy_would_bind_them() -> None:
     assert ours(None) is None
     with pytest.raises(InvalidArgument, match="naive"):
         ours(datetime(2026, 1, 1))
+
+
+def test_a_sqlite_pool_hands_out_the_connection_returned_last(tmp_path: Path) -> None:
+    """Last in, first out: a connection whose page cache is warm (SQLite empties it when another
+    connection wrote meanwhile) is reused rather than every pooled connection in turn."""
+    engine = open_database(f"sqlite:///{tmp_path / 'lifo.db'}")
+    create_schema(engine)
+    try:
+        first, second = engine.connect(), engine.connect()
+        last = second.connection.dbapi_connection
+        first.close()
+        second.close()
+        for _ in range(3):
+            with engine.connect() as conn:
+                assert conn.connection.dbapi_connection is last
+    finally:
+        engine.dispose()
