@@ -203,9 +203,9 @@ class CreditLedger:
     def _refuse(self, conn: Connection, user_id: str, amount: int) -> None:
         """Say why the guarded UPDATE matched nothing (it already did the real check)."""
         row = account_row(conn, user_id)
-        if row is None or row.credits - row.reserved < amount:
+        if row is None or row["credits"] - row["reserved"] < amount:
             raise InsufficientCredits("You have no credits left. Please buy more to continue.")
-        if row.in_flight >= self.max_in_flight:
+        if row["in_flight"] >= self.max_in_flight:
             raise TooManyInProgress(self.max_in_flight)
         raise _Raced  # the account changed between the UPDATE and this read (PostgreSQL)
 

@@ -8,7 +8,7 @@ both SQLite (under ``BEGIN IMMEDIATE``) and PostgreSQL (row locks, re-checked af
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -45,16 +45,34 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# The dialects' own INSERTs: only they have ON CONFLICT.
+_INSERTS: dict[str, Callable[[sa.Table], Any]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+
 def insert_ignore(conn: Connection, table: sa.Table) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING`` for the connection's dialect (the one difference)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"unsupported database dialect: {conn.dialect.name}")
+    insert = _INSERTS.get(conn.dialect.name)
+    if insert is None:
+        raise NotImplementedError(f"unsupported database dialect: {conn.dialect.name}")
+    return insert(table).on_conflict_do_nothing()
 
 
-# Every submit runs these: built once and run on the driver's cursor.
+def _insert_ignore_prepared(
+    table: sa.Table, keys: tuple[str, ...], returning: list[sa.Column[Any]]
+) -> dict[str, Prepared]:
+    """:func:`insert_ignore` with ``RETURNING``, prepared once for each dialect."""
+    return {
+        name: Prepared(
+            insert(table).on_conflict_do_nothing().returning(*returning), keys, returning
+        )
+        for name, insert in _INSERTS.items()
+    }
+
+
+# The statements of every submit and every charge: built once, run on the driver's cursor.
 _TAKE_CREDIT = Prepared(
     sa.update(accounts)
     .where(
@@ -70,7 +88,6 @@ _TAKE_CREDIT = Prepared(
     .returning(accounts.c.user_id),
     columns=[accounts.c.user_id],
 )
-# A submit checks the balance before it reads the upload.
 _ACCOUNT = Prepared(
     sa.select(accounts).where(accounts.c.user_id == sa.bindparam("b_user")),
     columns=list(accounts.c),
@@ -78,14 +95,11 @@ _ACCOUNT = Prepared(
 _RESERVATION_SELECT = sa.select(reservations).where(reservations.c.id == sa.bindparam("b_id"))
 _RESERVATION = Prepared(_RESERVATION_SELECT, columns=list(reservations.c))
 _RESERVATION_LOCKED = Prepared(_RESERVATION_SELECT.with_for_update(), columns=list(reservations.c))
-_INSERT_ENTRY = {
-    name: Prepared(
-        insert(ledger_entries).on_conflict_do_nothing().returning(ledger_entries.c.id),
-        ("key", "user_id", "kind", "delta", "reservation_id", "fingerprint", "created_at"),
-        [ledger_entries.c.id],
-    )
-    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
-}
+_INSERT_ENTRY = _insert_ignore_prepared(
+    ledger_entries,
+    ("key", "user_id", "kind", "delta", "reservation_id", "fingerprint", "created_at"),
+    [ledger_entries.c.id],
+)
 _CAPTURE = Prepared(
     sa.update(reservations)
     .where(
@@ -99,14 +113,11 @@ _CAPTURE = Prepared(
     .returning(*reservations.c),
     columns=list(reservations.c),
 )
-_INSERT_RESERVATION = {
-    name: Prepared(
-        insert(reservations).on_conflict_do_nothing().returning(*reservations.c),
-        ("id", "user_id", "amount", "state", "fingerprint", "expires_at", "created_at"),
-        list(reservations.c),
-    )
-    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
-}
+_INSERT_RESERVATION = _insert_ignore_prepared(
+    reservations,
+    ("id", "user_id", "amount", "state", "fingerprint", "expires_at", "created_at"),
+    list(reservations.c),
+)
 
 
 def take_credit(
@@ -162,9 +173,10 @@ def adjust_account(
     _ADJUST_ACCOUNT.execute(conn, params)
 
 
-def account_row(conn: Connection, user_id: str) -> Row[Any] | None:
-    """The user's account row, or ``None`` if the user never had credits."""
-    return conn.execute(sa.select(accounts).where(accounts.c.user_id == user_id)).first()
+def account_row(conn: Connection, user_id: str) -> dict[str, Any] | None:
+    """The user's account columns by name, or ``None`` if the user never had credits."""
+    rows = _ACCOUNT.rows(conn, {"b_user": user_id})
+    return rows[0] if rows else None
 
 
 def reservation_row(
@@ -183,10 +195,9 @@ def entry_by_key(conn: Connection, key: str) -> Row[Any] | None:
 
 def balance_of(conn: Connection, user_id: str) -> Balance:
     """The user's balance as stored; all zeros for a user without an account row."""
-    rows = _ACCOUNT.rows(conn, {"b_user": user_id})
-    if not rows:
+    row = account_row(conn, user_id)
+    if row is None:
         return Balance(user_id=user_id, credits=0, in_use=0, in_flight=0, available=0)
-    row = rows[0]
     return Balance(
         user_id=user_id,
         credits=row["credits"],
