@@ -74,7 +74,8 @@ class Prepared:
         columns: Sequence[ColumnElement[Any]] = (),
     ) -> None:
         self._stmt, self._keys, self._columns = stmt, tuple(keys), tuple(columns)
-        self._by_dialect: dict[str, _Compiled] = {}
+        # By dialect and driver: two drivers of one database may take parameters differently.
+        self._by_dialect: dict[tuple[str, str], _Compiled] = {}
 
     def execute(self, conn: Connection, values: dict[str, Any]) -> None:
         """Run the statement with ``values`` (by bind or column name) in ``conn``'s transaction."""
@@ -93,10 +94,11 @@ class Prepared:
         self, conn: Connection, values: dict[str, Any], *, fetch: bool
     ) -> tuple[_Compiled, Sequence[Any]]:
         dialect = conn.dialect
-        compiled = self._by_dialect.get(dialect.name)
+        key = (dialect.name, dialect.driver)
+        compiled = self._by_dialect.get(key)
         if compiled is None:
             compiled = _Compiled(self._stmt, self._keys, self._columns, dialect)
-            self._by_dialect[dialect.name] = compiled
+            self._by_dialect[key] = compiled
         params = compiled.parameters(values)
         cursor = conn.connection.cursor()
         if conn.dispatch.before_cursor_execute:
