@@ -88,3 +88,15 @@ def test_a_notification_waiting_costs_a_ping_not_the_connection(
     # transaction is left open by the question (autocommit can still be switched on).
     with reading(database) as conn:
         assert int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()) == pid
+
+
+def test_asking_for_pool_pre_ping_keeps_it() -> None:
+    # Nothing connects until first use: no server needed.
+    default = open_database("postgresql://plushify@127.0.0.1:1/none")
+    asked = open_database("postgresql://plushify@127.0.0.1:1/none", pool_pre_ping=True)
+    try:
+        assert default.pool._pre_ping is False  # the checkout's socket check instead
+        assert asked.pool._pre_ping is True
+    finally:
+        default.dispose()
+        asked.dispose()

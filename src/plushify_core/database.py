@@ -66,7 +66,9 @@ def open_database(url: str, **kwargs: Any) -> Engine:
     url = _normalise_url(url)
     if url.startswith("sqlite"):
         return _open_sqlite(url, **kwargs)
-    if not url.startswith("postgresql+psycopg") or "pool_pre_ping" in kwargs:
+    # psycopg 3 only (its connection reports ``broken``); no ``select.poll`` on Windows.
+    cheap_check = sa.make_url(url).drivername == "postgresql+psycopg" and hasattr(select, "poll")
+    if not cheap_check or "pool_pre_ping" in kwargs:
         kwargs.setdefault("pool_pre_ping", True)
         return sa.create_engine(url, **kwargs)
     database = sa.create_engine(url, **kwargs)
