@@ -360,7 +360,8 @@ _NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, err
 def _atomic_link(src: str, dst: str, *, sync: bool) -> None:
     """Give ``src``'s file the name ``dst`` too (replacing it atomically), or copy it.
 
-    ``src``'s bytes were flushed when it was written; only the new name needs flushing.
+    ``src``'s bytes were flushed when it was written (if this store syncs at all); only the new
+    name needs flushing.
     """
     directory = os.path.dirname(dst)
     os.makedirs(directory, exist_ok=True)
