@@ -18,11 +18,7 @@ file): no bytes copied.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import secrets
-import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -41,6 +37,7 @@ from .blobs import (
     staging_key,
 )
 from .errors import InvalidArgument, PlushifyError, StorageError
+from .local_files import atomic_link, atomic_write, read_file
 
 __all__ = [
     "ROOT",
@@ -265,7 +262,7 @@ class BlobStore:
         path = self._path(key)
         ctype = content_type or guess_content_type(key)
         if self._local:
-            self._call(key, lambda: _atomic_write(path, data, sync=self.sync))
+            self._call(key, lambda: atomic_write(path, data, sync=self.sync))
         elif self._s3:
             self._call(key, lambda: self.fs.pipe_file(path, data, ContentType=ctype))
         else:
@@ -275,7 +272,7 @@ class BlobStore:
         """The bytes at ``key``; ``StorageError(code="blob_not_found")`` when missing."""
         path = self._path(key)
         if self._local:
-            return self._call(key, lambda: _read_file(path))
+            return self._call(key, lambda: read_file(path))
         data = self._call(key, lambda: self.fs.cat_file(path))
         return bytes(data)
 
@@ -306,7 +303,7 @@ class BlobStore:
         """Copy ``src`` to ``dst`` (server-side on S3, atomically on local disk)."""
         src_path, dst_path = self._path(src), self._path(dst)
         if self._local:
-            self._call(src, lambda: _atomic_link(src_path, dst_path, sync=self.sync))
+            self._call(src, lambda: atomic_link(src_path, dst_path, sync=self.sync))
         elif self._s3:
             self._call(src, lambda: self.fs.cp_file(src_path, dst_path))
         else:
@@ -346,67 +343,3 @@ class BlobStore:
         names = [str(p).removeprefix(strip).lstrip("/") for p in found]
         # Temporary files of in-flight atomic writes are not blobs.
         return sorted(n for n in names if not n.rsplit("/", 1)[-1].startswith(".tmp-"))
-
-
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-# Errors of os.link that mean "this file system cannot link these": copy the bytes instead.
-_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
-
-
-def _atomic_link(src: str, dst: str, *, sync: bool) -> None:
-    """Give ``src``'s file the name ``dst`` too (replacing it atomically), or copy it.
-
-    ``src``'s bytes were flushed when it was written (if this store syncs at all); only the new
-    name needs flushing.
-    """
-    directory = os.path.dirname(dst)
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
-    try:
-        os.link(src, tmp)
-    except OSError as e:
-        if e.errno not in _NO_LINK:
-            raise
-        _atomic_write(dst, _read_file(src), sync=sync)
-        return
-    try:
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if sync:
-        _sync_directory(directory)
-
-
-def _atomic_write(path: str, data: bytes, *, sync: bool) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if sync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if sync:
-        _sync_directory(directory)
-
-
-def _sync_directory(directory: str) -> None:
-    """Flush a directory's entries: without it a renamed file's new name can be lost in a
-    power cut even though its bytes were flushed."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
