@@ -1,5 +1,7 @@
 """3. Database commits per generation, counted with SQLAlchemy events, vs the floor.
 
+A write statement run outside any transaction (PostgreSQL autocommit) counts as one commit.
+
 The floor is one commit per step plus one for the submit (6 for a five-step pipeline): what a
 design recording each step's result in its own transaction cannot go below. Commits are split
 into writing ones (at least one INSERT/UPDATE/DELETE) and read-only ones. The Dramatiq rows run
@@ -59,7 +61,11 @@ class CommitCounter:
             return
         self.counts["statements"] += 1
         if head in _WRITES or (head == "WITH" and any(w in statement.upper() for w in _WRITES)):
-            conn.info["bench_writes"] = True
+            if getattr(conn.connection.dbapi_connection, "autocommit", False) is True:
+                # A lone statement outside any transaction (``single_write``) is its own commit.
+                self.counts["write_commits"] += 1
+            else:
+                conn.info["bench_writes"] = True
 
     def take(self) -> Counter[str]:
         """The counts since the last call."""

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SQLEngine
 
 from ..clock import Clock, SystemClock
-from ..database import transaction
+from ..database import single_write, transaction
 from ..deprecation import warn_once
 from ..errors import ConfigurationError, IdempotencyConflict, InvalidArgument, NotFound
 from ..ids import new_id
@@ -191,7 +191,7 @@ class Engine:
         if conn is not None:
             record = run_sql.insert_run(conn, values)
         else:
-            with transaction(self.database) as own:
+            with single_write(self.database) as own:
                 record = run_sql.insert_run(own, values)
         if record.pipeline != pipeline_name or record.payload != values["payload"]:
             raise IdempotencyConflict(

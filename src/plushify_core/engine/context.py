@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
 
+from ..database import is_postgres
 from ..errors import InvalidArgument, NonRetryableError, Postpone, StepError
 from ..logs import log_context
 from . import run_sql
@@ -90,6 +91,13 @@ class RunContext:
         self._slot_wait_ms = slot_wait_ms
         self._last_seen_alive = last_seen_alive
         self.run = run
+        # The claim's transaction set the lease just now: no need to renew it in there.
+        self._in_claim = True
+        unit.after_commit(self._claim_committed)
+        self._one_statement = is_postgres(rt.database)
+
+    def _claim_committed(self) -> None:
+        self._in_claim = False
 
     @property
     def run_id(self) -> str:
@@ -213,7 +221,11 @@ class RunContext:
         """The unit's connection with the lease renewed; stops the run when it was cancelled
         (or its lease is lost)."""
         conn = self._unit.conn
-        cancel = self._lease.renew(conn, self._rt.clock.now())
+        cancel: bool | None
+        if self._in_claim:
+            cancel = self.run.cancel_requested  # read by the claim in this very transaction
+        else:
+            cancel = self._lease.renew(conn, self._rt.clock.now())
         if cancel is None:
             self._unit.rollback()
             raise LeaseLost(self.run_id)
@@ -230,6 +242,10 @@ class RunContext:
     ) -> tuple[int, int]:
         """Commit the step's start (with everything the unit gathered); its number, attempt."""
         now = self._rt.clock.now()
+        if begin is None and name not in self._running:
+            started = self._start_in_one_statement(name, position, now)
+            if started is not None:
+                return started
         conn = self._unit.conn
         done = self._this_round.get(name, 0)
         if name in self._running:
@@ -281,6 +297,41 @@ class RunContext:
         self._unit.commit()
         return number, done + 1
 
+    def _start_in_one_statement(
+        self, name: str, position: int, now: datetime
+    ) -> tuple[int, int] | None:
+        """On PostgreSQL, when all the unit holds is the previous step's completion, write it,
+        renew the lease and start this step in one statement (a plain step then costs one
+        round trip). ``None`` when that does not apply."""
+        done = run_sql.StepDone.alone(self._unit.deferred_alone())
+        if not self._one_statement or done is None:
+            return None
+        number = self._numbers.get(name, 0) + 1
+        attempt = self._this_round.get(name, 0) + 1
+        start = {
+            "step": name,
+            "number": number,
+            "round": self.run.round,
+            "position": position,
+            "worker": self._lease.token,
+            "started_at": now,
+            "slot_wait_ms": self._slot_wait_ms,
+        }
+        lease = self._lease
+        cancel = self._unit.commit_alone(
+            lambda conn: run_sql.step_boundary(
+                conn, done, lease.token, now, lease.expiry(now), start
+            )
+        )
+        if cancel is None:  # nothing was written
+            lease.lost.set()
+            raise LeaseLost(self.run_id)
+        if cancel:
+            raise Cancelled(self.run_id)  # the attempt was not started
+        self._slot_wait_ms = None
+        self._numbers[name], self._this_round[name] = number, attempt
+        return number, attempt
+
     def _completed(
         self,
         name: str,
@@ -301,15 +352,15 @@ class RunContext:
             name, position, "completed", attempt, result=encoded, started=began, ended=now, ms=ms
         )
 
-        def rows(conn: Connection) -> None:
-            run_sql.end_attempt(conn, run_id, name, number, "completed", now)
-            run_sql.save_step(conn, run_id, summary)
-            if record is not None:
+        done = run_sql.StepDone(run_id, name, number, now, summary)
+        if record is None:
+            self._unit.defer(done)  # written by the next commit point: a short transaction
+        else:
+
+            def rows(conn: Connection) -> None:
+                done(conn)
                 record(conn, value)
 
-        if record is None:
-            self._unit.defer(rows)  # written by the next commit point: a short transaction
-        else:
             self._unit.stage(rows)  # a refusing ``record`` fails this very attempt
         run, observers = self.run, self._rt.observers
         extra = {

@@ -20,8 +20,9 @@ import logging
 from typing import Any
 
 from pydantic import TypeAdapter
+from sqlalchemy.engine import Connection
 
-from ..database import transaction
+from ..database import is_postgres, transaction
 from . import run_sql
 from .definition import Pipeline
 from .leases import release_slot
@@ -56,33 +57,43 @@ def finish_run(
     """
     pipeline = rt.pipeline(run.pipeline)
     now = rt.clock.now()
-    conn = unit.conn
     hooked = (status == "failed" and pipeline.on_failure is not None) or (
         status == "cancelled" and pipeline.on_cancel is not None
     )
     owner = rt.new_token("hook:") if hooked else None
     if status == "completed":
         more["result"] = _jsonable(result)
-    done = run_sql.to_final(
-        conn,
-        guard,
-        status,
-        now,
-        error=error if status == "failed" else None,
-        user_error=user_error if status == "failed" else None,
-        hook_owner=owner,
-        hook_expiry=rt.lease_expiry(now) if owner else None,
-        **more,
-    )
+
+    def final(conn: Connection, last: run_sql.StepDone | None = None) -> RunRecord | None:
+        return run_sql.to_final(
+            conn,
+            guard,
+            status,
+            now,
+            error=error if status == "failed" else None,
+            user_error=user_error if status == "failed" else None,
+            hook_owner=owner,
+            hook_expiry=rt.lease_expiry(now) if owner else None,
+            done=last,
+            **more,
+        )
+
+    # A completion is the final UPDATE plus, usually, the last step's rows: on PostgreSQL one
+    # statement, when nothing else is to be written (no slot key, so no lock and no waiters).
+    last = run_sql.StepDone.alone(unit.deferred_alone()) if status == "completed" else None
+    if last is not None and is_postgres(rt.database):
+        done = unit.commit_alone(lambda conn: final(conn, last))
+    else:
+        done = final(unit.conn)
     if done is None:
         return None
     if status != "completed":
         run_sql.interrupt_attempts(
-            conn, run.id, now, "cancelled" if status == "cancelled" else "interrupted"
+            unit.conn, run.id, now, "cancelled" if status == "cancelled" else "interrupted"
         )
     wake: tuple[str, ...] = ()
-    if run.status == "running":
-        wake = release_slot(conn, run, pipeline.concurrency_limit, now)
+    if run.status == "running" and run.concurrency_key is not None:
+        wake = release_slot(unit.conn, run, pipeline.concurrency_limit, now)
 
     def after() -> None:
         extra: dict[str, Any] = {"run_id": run.id, "pipeline": run.pipeline}

@@ -9,7 +9,7 @@ nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,7 @@ from .records import AttemptRecord, RunDetail, RunRecord, StepRecord
 
 __all__ = [
     "Guard",
+    "StepDone",
     "claim",
     "claim_hook",
     "count_running",
@@ -50,6 +51,7 @@ __all__ = [
     "save_step",
     "select_run",
     "start_attempt",
+    "step_boundary",
     "to_final",
     "wait_for_slot",
     "wake_waiters",
@@ -483,9 +485,14 @@ def to_final(
     user_error: str | None,
     hook_owner: str | None,
     hook_expiry: datetime | None,
+    done: StepDone | None = None,
     **more: Any,
 ) -> RunRecord | None:
-    """Move the guarded run to a final status, arming its hook when ``hook_owner`` is given."""
+    """Move the guarded run to a final status, arming its hook when ``hook_owner`` is given.
+
+    With ``done`` (PostgreSQL), the last step's completion is written in the same statement,
+    only if the guard matched.
+    """
     values = {
         "status": status,
         "error": error,
@@ -499,20 +506,36 @@ def to_final(
         "updated_at": now,
         **more,
     }
-    rows = _final_statement(guard, values).rows(conn, {**guard.values, **values})
+    if done is None:
+        params = {**guard.values, **values}
+    else:
+        params = {**guard.values, **{f"v_{k}": v for k, v in values.items()}, **done.parameters()}
+    rows = _final_statement(guard, tuple(values), with_done=done is not None).rows(conn, params)
     return RunRecord.from_row(rows[0]) if rows else None
 
 
-_FINAL: dict[tuple[int, tuple[str, ...]], Prepared] = {}
+_FINAL: dict[tuple[int, tuple[str, ...], bool], Prepared] = {}
 
 
-def _final_statement(guard: Guard, values: dict[str, Any]) -> Prepared:
+def _final_statement(guard: Guard, keys: tuple[str, ...], *, with_done: bool) -> Prepared:
     """The guarded final UPDATE for this guard and these columns, built once (every run ends
     with one; SQLAlchemy's per-execution work cost more than the statement)."""
-    key = (id(guard.clause), tuple(values))
+    key = (id(guard.clause), keys, with_done)
     prepared = _FINAL.get(key)
     if prepared is None:
-        prepared = _FINAL[key] = Prepared(_guarded_update(guard), tuple(values), list(runs.c))
+        if with_done:
+            final = (
+                sa.update(runs)
+                .where(guard.clause)
+                .values({k: _typed(f"v_{k}", runs.c[k]) for k in keys})
+                .returning(*runs.c)
+                .cte("final")
+            )
+            stmt = sa.select(*final.c).add_cte(*_done_ctes(final))
+            prepared = Prepared(stmt, columns=list(final.c))
+        else:
+            prepared = Prepared(_guarded_update(guard), keys, list(runs.c))
+        _FINAL[key] = prepared
     return prepared
 
 
@@ -740,3 +763,126 @@ def save_step(conn: Connection, run_id: str, record: StepRecord | dict[str, Any]
     """Insert or overwrite the step's summary row (a record, or a dict of its columns)."""
     values = record if isinstance(record, dict) else record.model_dump()
     _save_step_statement(conn).execute(conn, {"run_id": run_id, **values})
+
+
+# --- a step's completion, alone or folded into the next statement (PostgreSQL) ---------------
+
+
+@dataclass(frozen=True)
+class StepDone:
+    """A step's completed attempt and its summary row, as the next commit point writes them:
+    alone (when called), or on PostgreSQL inside that commit point's one statement
+    (:func:`step_boundary`, :func:`to_final`)."""
+
+    run_id: str
+    name: str
+    number: int
+    ended: datetime
+    summary: dict[str, Any]
+
+    def __call__(self, conn: Connection) -> None:
+        """Close the attempt as completed and save the step's summary."""
+        end_attempt(conn, self.run_id, self.name, self.number, "completed", self.ended)
+        save_step(conn, self.run_id, self.summary)
+
+    @staticmethod
+    def alone(ops: Sequence[object] | None) -> StepDone | None:
+        """The step completion that ``ops`` (a unit's pending writes) consist of, if so."""
+        if ops is not None and len(ops) == 1 and isinstance(ops[0], StepDone):
+            return ops[0]
+        return None
+
+    def parameters(self) -> dict[str, Any]:
+        """The values :func:`_done_ctes` binds."""
+        return {
+            "d_run": self.run_id,
+            "d_step": self.name,
+            "d_number": self.number,
+            "d_finished": self.ended,
+            **{f"d_{k}": v for k, v in self.summary.items()},
+        }
+
+
+def _typed(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
+    return sa.bindparam(name, type_=column.type)
+
+
+def _done_ctes(gate: sa.CTE) -> list[sa.CTE]:
+    """A :class:`StepDone` written only when ``gate`` (a guarded UPDATE ... RETURNING)
+    matched: PostgreSQL runs a WITH clause's writes even when nothing selects them."""
+    held = sa.exists(sa.select(*gate.c))
+    ended = (
+        sa.update(attempts)
+        .where(
+            attempts.c.run_id == sa.bindparam("d_run"),
+            attempts.c.step == sa.bindparam("d_step"),
+            attempts.c.number == sa.bindparam("d_number"),
+            held,
+        )
+        .values(
+            outcome="completed", finished_at=sa.bindparam("d_finished"), error=None, retry_at=None
+        )
+        .cte("ended")
+    )
+    rows = sa.select(
+        _typed("d_run", steps.c.run_id), *(_typed(f"d_{c}", steps.c[c]) for c in _STEP_COLUMNS)
+    ).select_from(gate)
+    insert = postgresql.insert(steps).from_select(["run_id", *_STEP_COLUMNS], rows)
+    saved = insert.on_conflict_do_update(
+        index_elements=["run_id", "name"],
+        set_={k: insert.excluded[k] for k in _STEP_COLUMNS if k != "name"},
+    ).cte("saved")
+    return [ended, saved]
+
+
+def _boundary_statement() -> Prepared:
+    lease = (
+        sa.update(runs)
+        .where(
+            runs.c.id == sa.bindparam("d_run"),
+            runs.c.status == "running",
+            runs.c.lease_owner == sa.bindparam("b_token"),
+        )
+        .values(lease_expires_at=sa.bindparam("b_expiry"), updated_at=sa.bindparam("b_now"))
+        .returning(runs.c.cancel_requested)
+        .cte("lease")
+    )
+    started_rows = (
+        sa.select(
+            _typed("d_run", attempts.c.run_id),
+            *(_typed(f"a_{c}", attempts.c[c]) for c in _START_ATTEMPT_KEYS if c != "run_id"),
+            sa.literal("running", attempts.c.outcome.type),
+        )
+        .select_from(lease)
+        .where(sa.not_(lease.c.cancel_requested))
+    )
+    columns = [*_START_ATTEMPT_KEYS, "outcome"]
+    started = sa.insert(attempts).from_select(columns, started_rows).cte("started")
+    stmt = sa.select(lease.c.cancel_requested).add_cte(*_done_ctes(lease), started)
+    return Prepared(stmt, columns=[lease.c.cancel_requested])
+
+
+_BOUNDARY = _boundary_statement()
+
+
+def step_boundary(
+    conn: Connection,
+    done: StepDone,
+    token: str,
+    now: datetime,
+    expiry: datetime,
+    start: dict[str, Any],
+) -> bool | None:
+    """PostgreSQL, one statement: renew the lease and, while it holds, write ``done`` and start
+    the attempt ``start`` (the :func:`start_attempt` values but ``run_id``) unless cancel was
+    requested. Whether cancellation was requested; ``None`` when the lease is not ours (and
+    nothing was written)."""
+    params = {
+        **done.parameters(),
+        "b_token": token,
+        "b_now": now,
+        "b_expiry": expiry,
+        **{f"a_{k}": v for k, v in start.items()},
+    }
+    rows = _BOUNDARY.rows(conn, params)
+    return bool(rows[0]["cancel_requested"]) if rows else None

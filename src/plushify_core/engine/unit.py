@@ -16,6 +16,8 @@ from typing import TypeVar
 from sqlalchemy.engine import Connection, RootTransaction
 from sqlalchemy.engine import Engine as SQLEngine
 
+from ..database import single_write
+
 __all__ = ["Unit"]
 
 T = TypeVar("T")
@@ -96,6 +98,38 @@ class Unit:
             self.stage(op)
         else:
             self._deferred.append(op)
+
+    def deferred_alone(self) -> tuple[Callable[[Connection], object], ...] | None:
+        """The deferred operations, when they are everything this unit would write (no
+        transaction open, no first statement): a caller may then write them itself, in one
+        statement, with :meth:`commit_alone`."""
+        if self._conn is not None or self._first is not None:
+            return None
+        return tuple(self._deferred)
+
+    def commit_alone(self, op: Callable[[Connection], T | None]) -> T | None:
+        """Run ``op``, one statement that writes the deferred operations in their place, as
+        this unit's whole transaction; then the after-commit actions.
+
+        A lone statement is atomic, so on PostgreSQL it goes without BEGIN and COMMIT: one
+        round trip. ``op`` returns ``None`` when it wrote nothing (a guard missed): the unit
+        is then abandoned as by :meth:`rollback`, as it is when ``op`` raises.
+        """
+        assert self._conn is None and self._first is None
+        try:
+            with single_write(self._database) as conn:
+                result = op(conn)
+        except BaseException:
+            self.rollback()
+            raise
+        if result is None:
+            self.rollback()
+            return None
+        self._deferred = []
+        actions, self._after = self._after, []
+        for action in actions:
+            action()
+        return result
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once this unit committed (never if it rolls back)."""
