@@ -11,6 +11,7 @@ import errno
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
 
 __all__ = ["atomic_link", "atomic_write", "read_file"]
 
@@ -41,14 +42,7 @@ def atomic_link(src: str, dst: str, *, sync: bool) -> None:
             raise
         atomic_write(dst, read_file(src), sync=sync)
         return
-    try:
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if sync:
-        _sync_directory(directory)
+    _rename_into_place(tmp, dst, sync=sync)
 
 
 def atomic_write(path: str, data: bytes, *, sync: bool) -> None:
@@ -57,19 +51,30 @@ def atomic_write(path: str, data: bytes, *, sync: bool) -> None:
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    with _removed_on_failure(tmp), os.fdopen(fd, "wb") as f:
+        f.write(data)
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
+    _rename_into_place(tmp, path, sync=sync)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(tmp: str) -> Iterator[None]:
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if sync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
+        yield
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _rename_into_place(tmp: str, path: str, *, sync: bool) -> None:
+    """Give the temporary file its final name (atomically), then flush that name if ``sync``."""
+    with _removed_on_failure(tmp):
+        os.replace(tmp, path)
     if sync:
-        _sync_directory(directory)
+        _sync_directory(os.path.dirname(path))
 
 
 def _sync_directory(directory: str) -> None:

@@ -344,10 +344,13 @@ def lock_key(conn: Connection, key: str) -> None:
     """
     if is_postgres(conn):
         digest = hashlib.blake2b(f"plushify.slot:{key}".encode(), digest_size=8).digest()
-        conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(:k)"),
-            {"k": int.from_bytes(digest, "big", signed=True)},
-        )
+        _LOCK_KEY.execute(conn, {"k": int.from_bytes(digest, "big", signed=True)})
+
+
+# Every transaction of a run with a slot key starts with it.
+_LOCK_KEY = Prepared(
+    sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("k", type_=sa.BigInteger)))
+)
 
 
 def model_calls(
@@ -392,19 +395,43 @@ def queued_with_error(run_id: sa.ColumnElement[Any], prefix: str) -> sa.ColumnEl
     )
 
 
+_RUNNING = sa.and_(
+    runs.c.concurrency_key == sa.bindparam("b_key"),
+    runs.c.status == "running",
+    runs.c.lease_expires_at > sa.bindparam("b_now"),
+)
+_COUNT_RUNNING = Prepared(
+    sa.select(sa.func.count().label("n"))
+    .select_from(runs)
+    .where(_RUNNING, runs.c.id != sa.bindparam("b_exclude")),
+    columns=[sa.column("n", sa.Integer)],
+)
+
+
 def count_running(conn: Connection, key: str, now: datetime, *, exclude: str) -> int:
     """Runs holding a slot for ``key``: running under an unexpired lease, other than ``exclude``."""
-    count = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(runs)
-        .where(
-            runs.c.concurrency_key == key,
-            runs.c.status == "running",
-            runs.c.lease_expires_at > now,
-            runs.c.id != exclude,
-        )
-    ).scalar_one()
-    return int(count)
+    rows = _COUNT_RUNNING.rows(conn, {"b_key": key, "b_now": now, "b_exclude": exclude})
+    return int(rows[0]["n"])
+
+
+_WAITING = sa.and_(
+    runs.c.concurrency_key == sa.bindparam("b_key"),
+    runs.c.status == "queued",
+    runs.c.waiting_since.is_not(None),
+)
+# One read for the common case: nobody waits for the slot.
+_SLOTS = Prepared(
+    sa.select(
+        sa.func.count().filter(_RUNNING).label("running"),
+        sa.func.count()
+        .filter(_WAITING, runs.c.next_attempt_at <= sa.bindparam("b_now"))
+        .label("woken"),
+        sa.func.count()
+        .filter(_WAITING, runs.c.next_attempt_at > sa.bindparam("b_now"))
+        .label("asleep"),
+    ).where(runs.c.concurrency_key == sa.bindparam("b_key")),
+    columns=[sa.column(c, sa.Integer) for c in ("running", "woken", "asleep")],
+)
 
 
 def wake_waiters(conn: Connection, key: str, limit: int, now: datetime) -> tuple[str, ...]:
@@ -413,23 +440,17 @@ def wake_waiters(conn: Connection, key: str, limit: int, now: datetime) -> tuple
     Call with the key locked, after the calling run released its slot. Waiters already woken
     (due, not yet claimed) count as taking a slot, so a slot is never promised twice.
     """
-    waiting = sa.and_(
-        runs.c.concurrency_key == key,
-        runs.c.status == "queued",
-        runs.c.waiting_since.is_not(None),
-    )
-    woken = conn.execute(
-        sa.select(sa.func.count()).select_from(runs).where(waiting, runs.c.next_attempt_at <= now)
-    ).scalar_one()
-    free = limit - count_running(conn, key, now, exclude="") - int(woken)
-    if free <= 0:
+    (slots,) = _SLOTS.rows(conn, {"b_key": key, "b_now": now})
+    free = limit - int(slots["running"]) - int(slots["woken"])
+    if free <= 0 or not slots["asleep"]:
         return ()
     ids = tuple(
         conn.execute(
             sa.select(runs.c.id)
-            .where(waiting, runs.c.next_attempt_at > now)
+            .where(_WAITING, runs.c.next_attempt_at > sa.bindparam("b_now"))
             .order_by(runs.c.waiting_since, runs.c.created_at)
-            .limit(free)
+            .limit(free),
+            {"b_key": key, "b_now": now},
         ).scalars()
     )
     if ids:
