@@ -297,17 +297,22 @@ def owned(run_id: str, token: str) -> Guard:
     return Guard(_OWNED, {"g_id": run_id, "g_token": token})
 
 
-_RENEW = Prepared(
-    sa.update(runs)
-    .where(
-        runs.c.id == sa.bindparam("b_id"),
-        runs.c.status == "running",
-        runs.c.lease_owner == sa.bindparam("b_token"),
+def _renewal(run_id: str) -> sa.Update:
+    """Extend the lease of the run whose id binds as ``run_id`` while it is still ours;
+    returns ``cancel_requested``."""
+    return (
+        sa.update(runs)
+        .where(
+            runs.c.id == sa.bindparam(run_id),
+            runs.c.status == "running",
+            runs.c.lease_owner == sa.bindparam("b_token"),
+        )
+        .values(lease_expires_at=sa.bindparam("b_expiry"), updated_at=sa.bindparam("b_now"))
+        .returning(runs.c.cancel_requested)
     )
-    .values(lease_expires_at=sa.bindparam("b_expiry"), updated_at=sa.bindparam("b_now"))
-    .returning(runs.c.cancel_requested),
-    columns=[runs.c.cancel_requested],
-)
+
+
+_RENEW = Prepared(_renewal("b_id"), columns=[runs.c.cancel_requested])
 
 
 def renew(
@@ -857,17 +862,9 @@ def _done_ctes(gate: sa.CTE) -> list[sa.CTE]:
 
 
 def _boundary_statement() -> Prepared:
-    lease = (
-        sa.update(runs)
-        .where(
-            runs.c.id == sa.bindparam("d_run"),
-            runs.c.status == "running",
-            runs.c.lease_owner == sa.bindparam("b_token"),
-        )
-        .values(lease_expires_at=sa.bindparam("b_expiry"), updated_at=sa.bindparam("b_now"))
-        .returning(runs.c.cancel_requested)
-        .cte("lease")
-    )
+    """The renewal, gating the previous step's rows and the next attempt (see
+    :func:`step_boundary`)."""
+    lease = _renewal("d_run").cte("lease")
     started_rows = (
         sa.select(
             _typed("d_run", attempts.c.run_id),
