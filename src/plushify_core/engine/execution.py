@@ -105,6 +105,7 @@ def _claim(
     claimed = unit.stage(lambda c: run_sql.claim(c, run_id, now, lease.token, lease.expiry(now)))
     if claimed is None:
         return Outcome("running")
+    unit.after_commit(lease.claimed.set)
     waited = None
     if run.waiting_since is not None:
         waited = int((now - run.waiting_since).total_seconds() * 1000)

@@ -35,6 +35,9 @@ class Lease:
         self.run_id = run_id
         self.token = token
         self.seconds = seconds
+        #: Set once the claim that took the lease committed: until then other transactions
+        #: still see the run's previous state, and a renewal from one of them finds nothing.
+        self.claimed = threading.Event()
         self.lost = threading.Event()
 
     def expiry(self, now: datetime) -> datetime:
@@ -90,15 +93,26 @@ class Heartbeats:
         if thread is not None:
             thread.join()
 
+    def _watched(self, lease: Lease) -> bool:
+        with self._lock:
+            return self._leases.get(id(lease)) is lease
+
     def _beat(self) -> None:
         while not self._stop.wait(self._interval):
             with self._lock:
-                leases = [lease for lease in self._leases.values() if not lease.lost.is_set()]
+                leases = [
+                    lease
+                    for lease in self._leases.values()
+                    if lease.claimed.is_set() and not lease.lost.is_set()
+                ]
             for lease in leases:
                 try:
                     with transaction(self._database) as conn:
-                        if lease.renew(conn, self._clock.now()) is None:
-                            log.warning("lease lost", extra={"run_id": lease.run_id})
+                        kept = lease.renew(conn, self._clock.now()) is not None
+                    # A run that finished after the list was taken left its lease rightly:
+                    # only a lease still watched (its run still inside a step) was lost.
+                    if not kept and self._watched(lease):
+                        log.warning("lease lost", extra={"run_id": lease.run_id})
                 except Exception:
                     # A transient database error: the next beat tries again before it ends.
                     log.exception("lease renewal failed", extra={"run_id": lease.run_id})
