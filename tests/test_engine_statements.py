@@ -1,5 +1,7 @@
 """What a run sends to PostgreSQL: a plain step boundary and a completion are one statement each,
-outside any transaction, and write exactly what the multi-statement commit wrote."""
+outside any transaction, and write exactly what the multi-statement commit wrote; a boundary
+with writes of its own (a slot-key lock, ``begin``, ``record``, a transactional step) sends the
+engine's rows in one statement inside its transaction."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from sqlalchemy.engine import Engine as SQLEngine
 from plushify_core.context import RunContext
 from plushify_core.database import is_postgres
 from plushify_core.engine import Pipeline
+from plushify_core.errors import Postpone
 
 
 def add_one(value: int) -> int:
@@ -26,6 +29,31 @@ def five_steps(ctx: RunContext, payload: dict[str, Any]) -> int:
     for i in range(5):
         value = ctx.step(f"s{i}", add_one, value)
     return value
+
+
+#: A pipeline's own rows, written by ``begin`` and ``record``.
+notes = sa.Table(
+    "notes",
+    sa.MetaData(),
+    sa.Column("run_id", sa.String, primary_key=True),
+    sa.Column("shown", sa.String),
+    sa.Column("recorded", sa.Integer),
+)
+
+
+def shows(step: str) -> Any:
+    """A ``begin`` writer: ``step`` becomes the note's current step."""
+    return lambda conn: conn.execute(notes.update().values(shown=step))
+
+
+def records(conn: Any, value: int) -> None:
+    conn.execute(notes.update().values(recorded=value))
+
+
+def note(db: SQLEngine) -> tuple[str | None, int | None]:
+    with db.connect() as conn:
+        row = conn.execute(sa.select(notes.c.shown, notes.c.recorded)).one()
+    return row.shown, row.recorded
 
 
 @contextmanager
@@ -139,3 +167,84 @@ def test_a_one_statement_commit_whose_lease_was_taken_writes_nothing(
         # (its owner lost the run before recording it), no attempt of the next step.
         assert recorded.all() == []
         assert [tuple(row) for row in attempts] == [("first", "running")]
+
+
+def _noted(db: SQLEngine, fn: Any, **pipeline: Any) -> tuple[Any, str]:
+    """An engine with pipeline ``fn`` registered, a run submitted and its note row."""
+    notes.create(db)
+    engine, _ = manual_engine(db)
+    engine.register(Pipeline("p", fn, **pipeline))
+    run = engine.submit("p", {})
+    with db.begin() as conn:
+        conn.execute(notes.insert().values(run_id=run.id))
+    return engine, run.id
+
+
+def test_boundaries_with_writes_of_their_own_send_the_engine_rows_in_one_statement(
+    postgres: SQLEngine,
+) -> None:
+    def fn(ctx: RunContext, payload: dict[str, Any]) -> int:
+        value = ctx.step("s0", add_one, 1, record=records)
+        value = ctx.step("s1", add_one, value, begin=shows("s1"), record=records)
+        value = ctx.step("s2", add_one, value)
+        return ctx.transaction("s3", lambda conn, v: v + 1, value)
+
+    engine, run_id = _noted(postgres, fn, concurrency_key=lambda p: "k", concurrency_limit=5)
+    with sent(postgres) as log:
+        assert engine.execute(run_id).status == "completed"
+    claim = ["BEGIN", "SELECT", "SELECT", "SELECT", "UPDATE", "INSERT", "COMMIT"]
+    # Each transaction starts with the slot key's lock (a SELECT); the WITH statement writes
+    # the previous step's rows and renews the lease (and starts the attempt, but after a
+    # ``begin``, whose writes must see the previous attempt closed and not yet the next one).
+    s1 = ["BEGIN", "SELECT", "UPDATE", "WITH", "UPDATE", "INSERT", "COMMIT"]
+    s2 = ["BEGIN", "SELECT", "UPDATE", "WITH", "COMMIT"]
+    s3_and_completion = ["BEGIN", "SELECT", "WITH", "WITH", "SELECT", "COMMIT"]
+    assert log == claim + s1 + s2 + s3_and_completion
+    assert note(postgres) == ("s1", 3)
+    detail = engine.get_run(run_id)
+    assert detail.result == 5
+    assert [(s.name, s.status, s.result) for s in detail.steps] == [
+        (f"s{i}", "completed", i + 2) for i in range(4)
+    ]
+    assert [(a.step, a.outcome) for a in detail.attempt_history] == [
+        (f"s{i}", "completed") for i in range(4)
+    ]
+
+
+def test_a_cancel_seen_at_such_a_boundary_runs_no_begin_and_starts_no_attempt(
+    postgres: SQLEngine,
+) -> None:
+    def first() -> int:
+        engine.cancel(run_id)
+        return 1
+
+    def fn(ctx: RunContext, payload: dict[str, Any]) -> None:
+        ctx.step("first", first, record=records)
+        ctx.step("second", add_one, 1, begin=shows("second"))
+
+    engine, run_id = _noted(postgres, fn)
+    assert engine.execute(run_id).status == "cancelled"
+    assert note(postgres) == (None, 1)  # recorded with the first step; never shown the second
+    detail = engine.get_run(run_id)
+    assert [(s.name, s.status) for s in detail.steps] == [("first", "completed")]
+    assert [(a.step, a.outcome) for a in detail.attempt_history] == [("first", "completed")]
+
+
+def test_a_begin_postponing_after_such_a_boundary_keeps_the_step_and_spends_no_attempt(
+    postgres: SQLEngine,
+) -> None:
+    def busy(conn: Any) -> None:
+        shows("second")(conn)
+        raise Postpone(5.0, "no place")
+
+    def fn(ctx: RunContext, payload: dict[str, Any]) -> None:
+        ctx.step("first", add_one, 1, record=records)
+        ctx.step("second", add_one, 1, begin=busy)
+
+    engine, run_id = _noted(postgres, fn)
+    outcome = engine.execute(run_id)
+    assert (outcome.status, outcome.delay) == ("queued", 5.0)
+    assert note(postgres) == (None, 2)  # the refusing begin left nothing of its own
+    detail = engine.get_run(run_id)
+    assert [(s.name, s.status, s.result) for s in detail.steps] == [("first", "completed", 2)]
+    assert [(a.step, a.outcome) for a in detail.attempt_history] == [("first", "completed")]

@@ -42,7 +42,9 @@ def test_values_read_back_through_sqlalchemy_types(db: Engine) -> None:
     add_run(db)
     with transaction(db) as conn:
         run_sql.start_attempt(
-            conn, "r1", "s", number=1, round=0, position=0, worker="token", now=T0
+            conn,
+            "r1",
+            {"step": "s", "number": 1, "round": 0, "position": 0, "worker": "t", "started_at": T0},
         )
         run_sql.end_attempt(conn, "r1", "s", 1, "completed", T0 + timedelta(seconds=2))
         summary: dict[str, Any] = {

@@ -164,9 +164,9 @@ class RunContext:
 
         For steps that only write to the database (like DBOS's ``@transaction``): their writes
         and their recorded result commit together, with the previous step's result and the
-        run's next transition. No attempt is recorded before it runs, so it costs no commit of
-        its own; a raising ``fn`` has its writes rolled back (a savepoint) and is retried under
-        ``retry`` like any step.
+        run's next transition. Its attempt is recorded in that same transaction, so it costs no
+        commit of its own; a raising ``fn`` has its writes rolled back (a savepoint) and is
+        retried under ``retry`` like any step.
         """
         position, adapter = self._enter(name), adapter_for(fn)
         prior = self._recorded.get(name)
@@ -174,24 +174,18 @@ class RunContext:
             value: T = adapter.validate_python(prior.result)
             return value
         policy = retry or self._pipeline.retry
-        self._renewed()
         number = self._numbers.get(name, 0) + 1
         attempt = self._this_round.get(name, 0) + 1
-        self._numbers[name], self._this_round[name] = number, attempt
         started, began = time.monotonic(), self._rt.clock.now()
-        run_id, round_, token = self.run_id, self.run.round, self._lease.token
-
-        def attempt_row(conn: Connection) -> None:
-            run_sql.start_attempt(
-                conn,
-                run_id,
-                name,
-                number=number,
-                round=round_,
-                position=position,
-                worker=token,
-                now=began,
-            )
+        values, run_id = self._attempt(name, number, position, began), self.run_id
+        previous = self._pending_completion(name)
+        if previous is not None:
+            self._boundary(previous, began, values, alone=False)  # starts the attempt too
+        else:
+            self._renewed()
+            self._unit.stage(lambda conn: run_sql.start_attempt(conn, run_id, values))
+        self._slot_wait_ms = None
+        self._numbers[name], self._this_round[name] = number, attempt
 
         def body(conn: Connection) -> tuple[T, Any]:
             result = fn(conn, *args)
@@ -203,9 +197,7 @@ class RunContext:
             except Suspend:
                 raise
             except Exception as exc:
-                self._unit.stage(attempt_row)
                 self._failed(name, position, number, attempt, policy, began, started, exc)
-            self._unit.stage(attempt_row)
             self._completed(name, position, number, attempt, began, started, encoded)
             return value
 
@@ -242,73 +234,61 @@ class RunContext:
     ) -> tuple[int, int]:
         """Commit the step's start (with everything the unit gathered); its number, attempt."""
         now = self._rt.clock.now()
-        if begin is None and name not in self._running:
-            started = self._start_in_one_statement(name, position, now)
-            if started is not None:
-                return started
-        conn = self._unit.conn
-        done = self._this_round.get(name, 0)
-        if name in self._running:
-            # The last execution died inside this step: that attempt counts. It ended, as far
-            # as anyone knows, when its worker last renewed the lease.
-            dead = self._running.pop(name)
-            ended = max(dead.started_at, min(self._last_seen_alive or now, now))
-            run_sql.end_attempt(conn, self.run_id, name, dead.number, "interrupted", ended)
-            if done >= policy.attempts:
-                error = f"step {name!r} was interrupted on its last attempt (the worker died)"
-                summary = self._summary(
-                    name, position, "failed", done, error=error, started=now, ended=now
-                )
-                run_sql.save_step(conn, self.run_id, summary)
-                log.warning(
-                    "step failed",
-                    extra={
-                        "run_id": self.run_id,
-                        "pipeline": self.run.pipeline,
-                        "step": name,
-                        "attempt": done,
-                        "error": error,
-                    },
-                )
-                raise FailRun(error)
-        conn = self._renewed()
-        if begin is not None:
-            try:
-                self._unit.stage(begin)  # a refusing ``begin`` leaves nothing of its own
-            except Postpone as wait:
-                # Refused before it started (e.g. no model capacity): no attempt at all.
-                raise self._postponed(name, None, wait) from wait
-            except NonRetryableError as refused:
-                raise FailRun(describe(refused), refused.user_message) from refused
-        number = self._numbers.get(name, 0) + 1
-        run_sql.start_attempt(
-            conn,
-            self.run_id,
-            name,
-            number=number,
-            round=self.run.round,
-            position=position,
-            worker=self._lease.token,
-            now=now,
-            slot_wait_ms=self._slot_wait_ms,
-        )
+        number, done = self._numbers.get(name, 0) + 1, self._this_round.get(name, 0)
+        values = self._attempt(name, number, position, now)
+        previous = self._pending_completion(name)
+        if previous is not None:
+            # Without ``begin``, the boundary's statement starts the attempt as well.
+            self._boundary(previous, now, None if begin else values, alone=True)
+        else:
+            if name in self._running:
+                self._interrupted(name, position, policy, done, now)
+            self._renewed()
+        if previous is None or begin is not None:
+            if begin is not None:
+                try:
+                    self._unit.stage(begin)  # a refusing ``begin`` leaves nothing of its own
+                except Postpone as wait:
+                    # Refused before it started (e.g. no model capacity): no attempt at all.
+                    raise self._postponed(name, None, wait) from wait
+                except NonRetryableError as refused:
+                    raise FailRun(describe(refused), refused.user_message) from refused
+            run_sql.start_attempt(self._unit.conn, self.run_id, values)
         self._slot_wait_ms = None
         self._numbers[name], self._this_round[name] = number, done + 1
-        self._unit.commit()
+        self._unit.commit()  # nothing left to write when the boundary went alone
         return number, done + 1
 
-    def _start_in_one_statement(
-        self, name: str, position: int, now: datetime
-    ) -> tuple[int, int] | None:
-        """On PostgreSQL, when all the unit holds is the previous step's completion, write it,
-        renew the lease and start this step in one statement (a plain step then costs one
-        round trip). ``None`` when that does not apply."""
-        done = run_sql.StepDone.alone(self._unit.deferred_alone())
-        if not self._one_statement or done is None:
-            return None
-        number = self._numbers.get(name, 0) + 1
-        attempt = self._this_round.get(name, 0) + 1
-        start = {
+    def _interrupted(
+        self, name: str, position: int, policy: RetryPolicy, done: int, now: datetime
+    ) -> None:
+        """The last execution died inside this step: that attempt counts. It ended, as far as
+        anyone knows, when its worker last renewed the lease."""
+        conn = self._unit.conn
+        dead = self._running.pop(name)
+        ended = max(dead.started_at, min(self._last_seen_alive or now, now))
+        run_sql.end_attempt(conn, self.run_id, name, dead.number, "interrupted", ended)
+        if done >= policy.attempts:
+            error = f"step {name!r} was interrupted on its last attempt (the worker died)"
+            summary = self._summary(
+                name, position, "failed", done, error=error, started=now, ended=now
+            )
+            run_sql.save_step(conn, self.run_id, summary)
+            log.warning(
+                "step failed",
+                extra={
+                    "run_id": self.run_id,
+                    "pipeline": self.run.pipeline,
+                    "step": name,
+                    "attempt": done,
+                    "error": error,
+                },
+            )
+            raise FailRun(error)
+
+    def _attempt(self, name: str, number: int, position: int, now: datetime) -> dict[str, Any]:
+        """The row of the attempt ``number`` of step ``name`` starting ``now``."""
+        return {
             "step": name,
             "number": number,
             "round": self.run.round,
@@ -317,20 +297,45 @@ class RunContext:
             "started_at": now,
             "slot_wait_ms": self._slot_wait_ms,
         }
+
+    def _pending_completion(self, name: str) -> run_sql.StepDone | None:
+        """On PostgreSQL, the previous step's completion when it is all the unit still has to
+        write (the next boundary's statement then writes it), unless ``name`` must first close
+        the attempt its dead worker left."""
+        if not self._one_statement or name in self._running:
+            return None
+        return run_sql.StepDone.alone(self._unit.deferred())
+
+    def _boundary(
+        self,
+        previous: run_sql.StepDone,
+        now: datetime,
+        start: dict[str, Any] | None,
+        *,
+        alone: bool,
+    ) -> None:
+        """On PostgreSQL, one statement writes the previous step's completion, renews the lease
+        and, given ``start``, starts this step's attempt; raises as :meth:`_renewed` does.
+
+        When ``alone`` allows and that statement is all the unit writes (nothing staged, no
+        slot-key lock), it commits by itself without BEGIN and COMMIT: a plain step costs one
+        round trip.
+        """
         lease = self._lease
-        cancel = self._unit.commit_alone(
-            lambda conn: run_sql.step_boundary(
-                conn, done, lease.token, now, lease.expiry(now), start
-            )
-        )
+
+        def boundary(conn: Connection) -> bool | None:
+            return run_sql.step_boundary(conn, previous, lease.token, now, lease.expiry(now), start)
+
+        if alone and start is not None and self._unit.deferred_alone() is not None:
+            cancel = self._unit.commit_alone(boundary)
+        else:
+            cancel = self._unit.stage(boundary, writes_deferred=True)
         if cancel is None:  # nothing was written
+            self._unit.rollback()
             lease.lost.set()
             raise LeaseLost(self.run_id)
         if cancel:
-            raise Cancelled(self.run_id)  # the attempt was not started
-        self._slot_wait_ms = None
-        self._numbers[name], self._this_round[name] = number, attempt
-        return number, attempt
+            raise Cancelled(self.run_id)  # the previous step is recorded, this one not started
 
     def _completed(
         self,
@@ -352,16 +357,11 @@ class RunContext:
             name, position, "completed", attempt, result=encoded, started=began, ended=now, ms=ms
         )
 
-        done = run_sql.StepDone(run_id, name, number, now, summary)
-        if record is None:
-            self._unit.defer(done)  # written by the next commit point: a short transaction
-        else:
-
-            def rows(conn: Connection) -> None:
-                done(conn)
-                record(conn, value)
-
-            self._unit.stage(rows)  # a refusing ``record`` fails this very attempt
+        if record is not None:
+            self._unit.stage(lambda conn: record(conn, value))  # refusing fails this attempt
+        # Written by the next commit point (a short transaction), on PostgreSQL often inside
+        # its one statement.
+        self._unit.defer(run_sql.StepDone(run_id, name, number, now, summary))
         run, observers = self.run, self._rt.observers
         extra = {
             "run_id": run.id,

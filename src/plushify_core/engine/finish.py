@@ -79,12 +79,17 @@ def finish_run(
         )
 
     # A completion is the final UPDATE plus, usually, the last step's rows: on PostgreSQL one
-    # statement, when nothing else is to be written (no slot key, so no lock and no waiters).
-    last = run_sql.StepDone.alone(unit.deferred_alone()) if status == "completed" else None
-    if last is not None and is_postgres(rt.database):
+    # statement, and one that goes alone when nothing else is to be written (no slot key, so
+    # no lock and no waiters).
+    last = None
+    if status == "completed" and is_postgres(rt.database):
+        last = run_sql.StepDone.alone(unit.deferred())
+    if last is None:
+        done = final(unit.conn)
+    elif unit.deferred_alone() is not None:
         done = unit.commit_alone(lambda conn: final(conn, last))
     else:
-        done = final(unit.conn)
+        done = unit.stage(lambda conn: final(conn, last), writes_deferred=True)
     if done is None:
         return None
     if status != "completed":

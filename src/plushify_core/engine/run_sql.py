@@ -698,32 +698,10 @@ _END_ATTEMPT = Prepared(
 )
 
 
-def start_attempt(
-    conn: Connection,
-    run_id: str,
-    step: str,
-    *,
-    number: int,
-    round: int,
-    position: int,
-    worker: str,
-    now: datetime,
-    slot_wait_ms: int | None = None,
-) -> None:
-    """Record that attempt ``number`` of ``step`` starts now."""
-    _START_ATTEMPT.execute(
-        conn,
-        {
-            "run_id": run_id,
-            "step": step,
-            "number": number,
-            "round": round,
-            "position": position,
-            "worker": worker,
-            "started_at": now,
-            "slot_wait_ms": slot_wait_ms,
-        },
-    )
+def start_attempt(conn: Connection, run_id: str, attempt: dict[str, Any]) -> None:
+    """Record that an attempt starts: ``attempt`` holds the ``attempts`` columns of
+    :data:`_START_ATTEMPT_KEYS` but ``run_id`` (``started_at``, ``slot_wait_ms``, ...)."""
+    _START_ATTEMPT.execute(conn, {"run_id": run_id, **attempt})
 
 
 def end_attempt(
@@ -861,26 +839,29 @@ def _done_ctes(gate: sa.CTE) -> list[sa.CTE]:
     return [ended, saved]
 
 
-def _boundary_statement() -> Prepared:
-    """The renewal, gating the previous step's rows and the next attempt (see
+def _boundary_statement(*, starts: bool) -> Prepared:
+    """The renewal, gating the previous step's rows and, if ``starts``, the next attempt (see
     :func:`step_boundary`)."""
     lease = _renewal("d_run").cte("lease")
-    started_rows = (
-        sa.select(
-            _typed("d_run", attempts.c.run_id),
-            *(_typed(f"a_{c}", attempts.c[c]) for c in _START_ATTEMPT_KEYS if c != "run_id"),
-            sa.literal("running", attempts.c.outcome.type),
+    ctes = _done_ctes(lease)
+    if starts:
+        started_rows = (
+            sa.select(
+                _typed("d_run", attempts.c.run_id),
+                *(_typed(f"a_{c}", attempts.c[c]) for c in _START_ATTEMPT_KEYS if c != "run_id"),
+                sa.literal("running", attempts.c.outcome.type),
+            )
+            .select_from(lease)
+            .where(sa.not_(lease.c.cancel_requested))
         )
-        .select_from(lease)
-        .where(sa.not_(lease.c.cancel_requested))
-    )
-    columns = [*_START_ATTEMPT_KEYS, "outcome"]
-    started = sa.insert(attempts).from_select(columns, started_rows).cte("started")
-    stmt = sa.select(lease.c.cancel_requested).add_cte(*_done_ctes(lease), started)
+        columns = [*_START_ATTEMPT_KEYS, "outcome"]
+        ctes.append(sa.insert(attempts).from_select(columns, started_rows).cte("started"))
+    stmt = sa.select(lease.c.cancel_requested).add_cte(*ctes)
     return Prepared(stmt, columns=[lease.c.cancel_requested])
 
 
-_BOUNDARY = _boundary_statement()
+_BOUNDARY = _boundary_statement(starts=True)
+_RENEWED_DONE = _boundary_statement(starts=False)
 
 
 def step_boundary(
@@ -889,18 +870,16 @@ def step_boundary(
     token: str,
     now: datetime,
     expiry: datetime,
-    start: dict[str, Any],
+    start: dict[str, Any] | None,
 ) -> bool | None:
     """PostgreSQL, one statement: renew the lease and, while it holds, write ``done`` and start
-    the attempt ``start`` (the :func:`start_attempt` values but ``run_id``) unless cancel was
-    requested. Whether cancellation was requested; ``None`` when the lease is not ours (and
-    nothing was written)."""
-    params = {
-        **done.parameters(),
-        "b_token": token,
-        "b_now": now,
-        "b_expiry": expiry,
-        **{f"a_{k}": v for k, v in start.items()},
-    }
+    the attempt ``start`` (the :func:`start_attempt` values but ``run_id``; ``None``: start
+    none) unless cancel was requested. Whether cancellation was requested; ``None`` when the
+    lease is not ours (and nothing was written)."""
+    params = {**done.parameters(), "b_token": token, "b_now": now, "b_expiry": expiry}
+    if start is None:
+        rows = _RENEWED_DONE.rows(conn, params)
+        return bool(rows[0]["cancel_requested"]) if rows else None
+    params.update({f"a_{k}": v for k, v in start.items()})
     rows = _BOUNDARY.rows(conn, params)
     return bool(rows[0]["cancel_requested"]) if rows else None

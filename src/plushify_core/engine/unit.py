@@ -49,7 +49,17 @@ class Unit:
 
     @property
     def conn(self) -> Connection:
-        """The open transaction's connection (begun now if needed)."""
+        """The open transaction's connection (begun now if needed), the deferred operations
+        written."""
+        conn = self._open()
+        if self._deferred:
+            deferred, self._deferred = self._deferred, []
+            for op in deferred:
+                op(conn)
+            self._staged.extend(deferred)
+        return conn
+
+    def _open(self) -> Connection:
         if self._conn is None:
             # ``database.transaction`` without its context managers (a unit opens one per
             # step): a write transaction, SQLite's BEGIN IMMEDIATE being the default.
@@ -62,10 +72,6 @@ class Unit:
             self._conn = conn
             if self._first is not None:
                 self._first(conn)
-            deferred, self._deferred = self._deferred, []
-            for op in deferred:
-                op(conn)
-            self._staged.extend(deferred)
         return self._conn
 
     @property
@@ -73,31 +79,39 @@ class Unit:
         """Whether a transaction is in progress."""
         return self._conn is not None
 
-    def stage(self, op: Callable[[Connection], T]) -> T:
+    def stage(self, op: Callable[[Connection], T], *, writes_deferred: bool = False) -> T:
         """Run ``op(conn)`` in the transaction and keep it for this unit's commit.
 
-        When ``op`` raises (a step's own write refused, a dropped connection), its partial
-        writes must go but what was staged before must not: the transaction is rolled back,
-        the earlier operations are run again in a fresh one, and the error is raised.
+        With ``writes_deferred``, ``op`` writes the deferred operations itself (in its own
+        statement): they are not written before it, and are no longer deferred once it
+        succeeded. When ``op`` raises (a step's own write refused, a dropped connection), its
+        partial writes must go but what was staged before must not: the transaction is rolled
+        back, the earlier operations are run again in a fresh one (what was deferred stays
+        deferred), and the error is raised.
         """
         try:
-            result = op(self.conn)
+            result = op(self._open() if writes_deferred else self.conn)
         except BaseException:
             self._discard()
+            conn = self._open()
             for earlier in self._staged:
-                earlier(self.conn)
+                earlier(conn)
             raise
         self._staged.append(op)
+        if writes_deferred:
+            self._deferred = []
         return result
 
     def defer(self, op: Callable[[Connection], object]) -> None:
-        """Like :meth:`stage`, but without opening the transaction: ``op`` runs when the unit
-        next needs its connection (at the latest when it commits). Keeps write transactions
+        """Like :meth:`stage`, but later: ``op`` is written just before the unit's next
+        statement (at the latest when it commits), unless that statement writes it itself
+        (``stage(..., writes_deferred=True)``, :meth:`commit_alone`). Keeps write transactions
         short (on SQLite a write transaction holds the database's one write lock)."""
-        if self._conn is not None:
-            self.stage(op)
-        else:
-            self._deferred.append(op)
+        self._deferred.append(op)
+
+    def deferred(self) -> tuple[Callable[[Connection], object], ...]:
+        """The deferred operations not written yet."""
+        return tuple(self._deferred)
 
     def deferred_alone(self) -> tuple[Callable[[Connection], object], ...] | None:
         """The deferred operations, when they are everything this unit would write (no
