@@ -27,7 +27,7 @@ from .images import validate_image
 from .ledger import Balance, CreditLedger
 from .ledger_sql import balance_of
 from .model import Model
-from .pipeline import MODEL_STEPS, PIPELINE_NAME, PlushiePipeline
+from .pipeline import KEPT_ON_RETRY, MODEL_STEPS, PIPELINE_NAME, PlushiePipeline, resumes_at
 from .registry import load_model, load_runner
 from .replay import ReplayReport, RunFilter
 from .runner import Runner
@@ -39,10 +39,9 @@ __all__ = ["ImageKind", "Plushify"]
 
 log = logging.getLogger(__name__)
 ImageKind = Literal["original", "plushie"]
+
+
 # Steps whose outputs survive a failure, so a retry resumes after them (no re-upload).
-_KEPT_ON_RETRY = ("upload-original", "analyze-image")
-
-
 class Plushify:
     """Submit photos, follow their generations, retry failures and read balances."""
 
@@ -268,7 +267,8 @@ class Plushify:
                 reservation_id=new_id(),
                 now=self.clock.now(),
                 ttl=self._ttl,
-                keep_steps=_KEPT_ON_RETRY,
+                keep_steps=KEPT_ON_RETRY,
+                step=resumes_at(gen),
             )
         self._dispatch(gen.run_id)
         return self.get(user_id, generation_id)

@@ -159,21 +159,32 @@ def complete(conn: Connection, ledger: CreditLedger, generation_id: str, now: da
     A generation deleted, stopped or past its reservation raises :class:`NonRetryableError`
     (the caller's transaction then rolls back: never charged without being completed).
     """
-    gen = fetch_generation_any_owner(conn, generation_id, lock=True)
-    if gen is None:
-        raise NonRetryableError("The generation was deleted.")
-    if gen.status == "completed":
-        return gen.status
-    if not progress(conn, generation_id, now, status="completed", current_step=None, error=None):
+    held = _COMPLETE.rows(conn, {"b_id": generation_id, "b_now": now})
+    if not held:
+        gen = fetch_generation_any_owner(conn, generation_id)
+        if gen is None:
+            raise NonRetryableError("The generation was deleted.")
+        if gen.status == "completed":
+            return gen.status
         raise NonRetryableError("The generation is no longer processing.")
-    assert gen.reservation_id is not None
+    reservation_id = held[0]["reservation_id"]
+    assert reservation_id is not None
     try:
-        ledger.capture(gen.reservation_id, now=now, conn=conn)
+        ledger.capture(reservation_id, now=now, conn=conn)
     except ReservationClosed as exc:
         # Reaped or released meanwhile: never charge.
         stopped = "The generation took too long and was stopped."
         raise NonRetryableError(stopped, user_message=stopped) from exc
     return "completed"
+
+
+_COMPLETE = Prepared(
+    sa.update(generations)
+    .where(generations.c.id == sa.bindparam("b_id"), generations.c.status == "processing")
+    .values(status="completed", current_step=None, error=None, updated_at=sa.bindparam("b_now"))
+    .returning(generations.c.reservation_id),
+    columns=[generations.c.reservation_id],
+)
 
 
 def close(
@@ -222,8 +233,10 @@ def retry(
     now: datetime,
     ttl: timedelta,
     keep_steps: Iterable[str],
+    step: str | None = None,
 ) -> None:
-    """Hold a fresh credit and put a failed generation back to processing; its run resumes."""
+    """Hold a fresh credit and put a failed generation back to processing; its run resumes
+    (from ``step``, shown as the current one at once)."""
     if gen.run_id is None:
         raise NotFailed("Only failed generations can be retried.")
     ledger.reserve(reservation_id, gen.user_id, ttl=ttl, now=now, conn=conn)
@@ -237,7 +250,7 @@ def retry(
         .values(
             status="processing",
             error=None,
-            current_step=None,
+            current_step=step,
             reservation_id=reservation_id,
             updated_at=now,
         )

@@ -243,7 +243,8 @@ class CreditLedger:
             )
             return to_reservation(row)
 
-        return self._run(conn, run)
+        # It raises only before its first write: inside ``conn`` it needs no savepoint.
+        return self._run(conn, run, savepoint=False)
 
     def release(self, reservation_id: str, *, conn: Connection | None = None) -> Reservation:
         """Give a pending reservation's hold back without charging; idempotent.
@@ -351,8 +352,13 @@ class CreditLedger:
             raise InvalidArgument("naive datetime given; pass a timezone-aware UTC datetime")
         return now
 
-    def _run(self, conn: Connection | None, fn: Callable[[Connection], _T]) -> _T:
-        """Run ``fn`` in one transaction (a savepoint inside ``conn``); rerun after a lost race."""
+    def _run(
+        self, conn: Connection | None, fn: Callable[[Connection], _T], *, savepoint: bool = True
+    ) -> _T:
+        """Run ``fn`` in one transaction (a savepoint inside ``conn``, unless ``fn`` cannot fail
+        after writing and never races); rerun after a lost race."""
+        if conn is not None and not savepoint:
+            return fn(conn)
         for _ in range(_ATTEMPTS):
             try:
                 with self._transaction(conn) as c:

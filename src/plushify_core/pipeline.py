@@ -31,6 +31,7 @@ from .errors import (
     Postpone,
     StorageError,
 )
+from .generation_records import Generation
 from .images import normalize_image
 from .ledger import CreditLedger
 from .ledger_sql import reservation_row
@@ -39,9 +40,18 @@ from .prompt import build_prompt
 from .runs import RunRecord
 from .storage import BlobStore, generated_key, original_key, scratch_key, staging_key
 
-__all__ = ["MODEL_STEPS", "PIPELINE_NAME", "OriginalImage", "PlushiePipeline"]
+__all__ = [
+    "KEPT_ON_RETRY",
+    "MODEL_STEPS",
+    "PIPELINE_NAME",
+    "OriginalImage",
+    "PlushiePipeline",
+    "resumes_at",
+]
 
 PIPELINE_NAME = "generate-plushie"
+#: The steps a retried generation keeps: the stored original and the analysis.
+KEPT_ON_RETRY = ("upload-original", "analyze-image")
 #: The steps that call the model (what model capacity counts).
 MODEL_STEPS = ("analyze-image", "generate-plushie")
 log = logging.getLogger(__name__)
@@ -104,10 +114,11 @@ class PlushiePipeline:
     def run(self, ctx: RunContext, payload: dict[str, Any]) -> str:
         """Execute (or resume) one generation.
 
-        Each step shows itself as the generation's current step in the commit that starts it
-        (``begin``) and writes what it produced in the commit that records its result
-        (``record``); ``finalize`` runs inside that commit (charge and ``completed`` together
-        with the recorded result). So a generation costs one commit per step.
+        Each step writes what it produced in the commit that records its result (``record``),
+        which is also the commit that starts the next step: so it shows the next step as the
+        generation's current one too (the first step shows itself, ``begin``; a retry shows the
+        step it resumes from). ``finalize`` runs inside that commit (charge and ``completed``
+        together with the recorded result). So a generation costs one commit per step.
         """
         user_id, gen_id = str(payload["user_id"]), str(payload["generation_id"])
         original = ctx.step(
@@ -115,7 +126,7 @@ class PlushiePipeline:
             self.upload_original,
             user_id,
             gen_id,
-            begin=self._shows(gen_id, "upload-original"),
+            begin=lambda conn: self._records(conn, gen_id, current_step="upload-original"),
             record=lambda conn, o: self._records_original(conn, gen_id, o),
         )
         analysis = ctx.step(
@@ -124,9 +135,13 @@ class PlushiePipeline:
             user_id,
             gen_id,
             original,
-            begin=self._calls_model(gen_id, "analyze-image"),
+            begin=self._admits(gen_id),
             record=lambda conn, a: self._records(
-                conn, gen_id, subject_type=a.subject_type, description=a.description
+                conn,
+                gen_id,
+                subject_type=a.subject_type,
+                description=a.description,
+                current_step="generate-plushie",
             ),
         )
         scratch = ctx.step(
@@ -136,7 +151,8 @@ class PlushiePipeline:
             gen_id,
             original,
             analysis,
-            begin=self._calls_model(gen_id, "generate-plushie"),
+            begin=self._admits(gen_id),
+            record=lambda conn, _: self._records(conn, gen_id, current_step="upload-generated"),
         )
         ctx.step(
             "upload-generated",
@@ -144,30 +160,20 @@ class PlushiePipeline:
             user_id,
             gen_id,
             scratch,
-            begin=self._shows(gen_id, "upload-generated"),
-            record=lambda conn, key: self._records(conn, gen_id, plushie_key=key),
+            record=lambda conn, key: self._records(
+                conn, gen_id, plushie_key=key, current_step="finalize"
+            ),
         )
         return ctx.transaction("finalize", self.finalize, gen_id)
 
-    def _shows(self, gen_id: str, step: str) -> Callable[[Connection], None]:
-        """A ``begin`` writer: ``step`` becomes the current step; a finished generation stops."""
-
-        def begin(conn: Connection) -> None:
-            self._records(conn, gen_id, current_step=step)
-
-        return begin
-
-    def _calls_model(self, gen_id: str, step: str) -> Callable[[Connection], None]:
-        """A ``begin`` writer for a step that calls the model: it waits for model capacity
-        (postponed, no attempt spent; never past the generation's deadline), then shows."""
-        shows = self._shows(gen_id, step)
-
-        def begin(conn: Connection) -> None:
-            if self.capacity is not None and self.capacity.limited:
-                self.capacity.admit(conn, self._deadline(conn, gen_id))
-            shows(conn)
-
-        return begin
+    def _admits(self, gen_id: str) -> Callable[[Connection], None] | None:
+        """The ``begin`` of a step that calls the model, when model capacity is limited: it
+        waits for a place (postponed, no attempt spent; never past the generation's
+        deadline)."""
+        capacity = self.capacity
+        if capacity is None or not capacity.limited:
+            return None
+        return lambda conn: capacity.admit(conn, self._deadline(conn, gen_id))
 
     @staticmethod
     def _deadline(conn: Connection, gen_id: str) -> datetime | None:
@@ -184,7 +190,7 @@ class PlushiePipeline:
 
     def _records_original(self, conn: Connection, gen_id: str, original: OriginalImage) -> None:
         try:
-            self._records(conn, gen_id, original_key=original.key)
+            self._records(conn, gen_id, original_key=original.key, current_step="analyze-image")
         except NonRetryableError:
             # Stopped meanwhile: keep the upload for a retry, leave no unrecorded original.
             self.storage.delete(original.key)
@@ -329,6 +335,16 @@ class PlushiePipeline:
         # A failed one keeps its original (and upload, if never normalised) for a retry.
         for key in doomed:
             self.storage.delete(key)
+
+
+def resumes_at(gen: Generation) -> str:
+    """The step a retried generation runs first: the first of :data:`KEPT_ON_RETRY` whose
+    output it lacks, or the one after them."""
+    if gen.original_key is None:
+        return "upload-original"
+    if gen.subject_type is None:
+        return "analyze-image"
+    return "generate-plushie"
 
 
 def _check_png(data: bytes) -> None:
