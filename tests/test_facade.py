@@ -97,6 +97,7 @@ def test_failure_for_good_releases_then_retry_without_reupload_charges_once(h: H
     # When she retries (no new upload) and the model now works
     again = h.app.retry("carol", gen.id)
     assert again.status == "processing" and h.app.balance("carol").in_use == 1
+    assert again.step == "generate-plushie"  # shown at once: where it resumes
     h.drain()
     assert h.app.get("carol", gen.id).status == "completed"
     b = h.app.balance("carol")

@@ -55,6 +55,7 @@ def test_a_step_waits_for_a_place_without_spending_an_attempt(database_url: str)
     assert [a.step for a in run.attempt_history] == ["upload-original"]  # none for the model
     waiting = h.app.get("ann", second.id)
     assert (waiting.status, waiting.waiting) == ("processing", "model")
+    assert waiting.step == "analyze-image"  # the step it waits to start
     listed = {g.id: g.waiting for g in h.app.list("ann")}
     assert listed == {first.id: None, second.id: "model"}
     h.model.release()
