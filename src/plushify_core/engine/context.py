@@ -274,17 +274,21 @@ class RunContext:
                 name, position, "failed", done, error=error, started=now, ended=now
             )
             run_sql.save_step(conn, self.run_id, summary)
-            log.warning(
-                "step failed",
-                extra={
-                    "run_id": self.run_id,
-                    "pipeline": self.run.pipeline,
-                    "step": name,
-                    "attempt": done,
-                    "error": error,
-                },
-            )
+            self._log_failed(name, done, error)
             raise FailRun(error)
+
+    def _log_failed(
+        self, name: str, attempt: int, error: str, *, exc_info: bool = False, **fields: Any
+    ) -> None:
+        extra = {
+            "run_id": self.run_id,
+            "pipeline": self.run.pipeline,
+            "step": name,
+            "attempt": attempt,
+            "error": error,
+            **fields,
+        }
+        log.warning("step failed", extra=extra, exc_info=exc_info)
 
     def _attempt(self, name: str, number: int, position: int, now: datetime) -> dict[str, Any]:
         """The row of the attempt ``number`` of step ``name`` starting ``now``."""
@@ -415,17 +419,8 @@ class RunContext:
 
         self._unit.stage(rows)
         self._rt.observers.step_failed(self.run, name, attempt, seconds, exc, decision.final)
-        log.warning(
-            "step failed",
-            extra={
-                "run_id": self.run_id,
-                "pipeline": self.run.pipeline,
-                "step": name,
-                "attempt": attempt,
-                "duration_ms": ms,
-                "error": decision.error,
-            },
-            exc_info=not isinstance(exc, StepError),
+        self._log_failed(
+            name, attempt, decision.error, duration_ms=ms, exc_info=not isinstance(exc, StepError)
         )
         if decision.delay is None:
             raise FailRun(decision.error, decision.user_error) from exc
