@@ -330,10 +330,8 @@ class RunContext:
         def boundary(conn: Connection) -> bool | None:
             return run_sql.step_boundary(conn, previous, lease.token, now, lease.expiry(now), start)
 
-        if alone and start is not None and self._unit.deferred_alone() is not None:
-            cancel = self._unit.commit_alone(boundary)
-        else:
-            cancel = self._unit.stage(boundary, writes_deferred=True)
+        # Not alone before a ``begin`` (no ``start``): its writes join this transaction.
+        cancel = self._unit.write_deferred(boundary, alone=alone and start is not None)
         if cancel is None:  # nothing was written
             self._unit.rollback()
             lease.lost.set()

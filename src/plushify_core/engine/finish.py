@@ -86,10 +86,8 @@ def finish_run(
         last = run_sql.StepDone.alone(unit.deferred())
     if last is None:
         done = final(unit.conn)
-    elif unit.deferred_alone() is not None:
-        done = unit.commit_alone(lambda conn: final(conn, last))
     else:
-        done = unit.stage(lambda conn: final(conn, last), writes_deferred=True)
+        done = unit.write_deferred(lambda conn: final(conn, last), alone=True)
     if done is None:
         return None
     if status != "completed":

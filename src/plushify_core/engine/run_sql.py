@@ -790,9 +790,9 @@ class StepDone:
         save_step(conn, self.run_id, self.summary)
 
     @staticmethod
-    def alone(ops: Sequence[object] | None) -> StepDone | None:
+    def alone(ops: Sequence[object]) -> StepDone | None:
         """The step completion that ``ops`` (a unit's pending writes) consist of, if so."""
-        if ops is not None and len(ops) == 1 and isinstance(ops[0], StepDone):
+        if len(ops) == 1 and isinstance(ops[0], StepDone):
             return ops[0]
         return None
 

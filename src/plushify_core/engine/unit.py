@@ -105,7 +105,7 @@ class Unit:
     def defer(self, op: Callable[[Connection], object]) -> None:
         """Like :meth:`stage`, but later: ``op`` is written just before the unit's next
         statement (at the latest when it commits), unless that statement writes it itself
-        (``stage(..., writes_deferred=True)``, :meth:`commit_alone`). Keeps write transactions
+        (:meth:`write_deferred`). Keeps write transactions
         short (on SQLite a write transaction holds the database's one write lock)."""
         self._deferred.append(op)
 
@@ -113,23 +113,18 @@ class Unit:
         """The deferred operations not written yet."""
         return tuple(self._deferred)
 
-    def deferred_alone(self) -> tuple[Callable[[Connection], object], ...] | None:
-        """The deferred operations, when they are everything this unit would write (no
-        transaction open, no first statement): a caller may then write them itself, in one
-        statement, with :meth:`commit_alone`."""
-        if self._conn is not None or self._first is not None:
-            return None
-        return tuple(self._deferred)
+    def write_deferred(self, op: Callable[[Connection], T | None], *, alone: bool) -> T | None:
+        """Run ``op``, one statement that writes the deferred operations in their place.
 
-    def commit_alone(self, op: Callable[[Connection], T | None]) -> T | None:
-        """Run ``op``, one statement that writes the deferred operations in their place, as
-        this unit's whole transaction; then the after-commit actions.
-
-        A lone statement is atomic, so on PostgreSQL it goes without BEGIN and COMMIT: one
-        round trip. ``op`` returns ``None`` when it wrote nothing (a guard missed): the unit
-        is then abandoned as by :meth:`rollback`, as it is when ``op`` raises.
+        With ``alone``, and when that statement is everything this unit would write (no
+        transaction open, no first statement), it is the unit's whole transaction: a lone
+        statement is atomic, so on PostgreSQL it goes without BEGIN and COMMIT (one round
+        trip), and the after-commit actions follow; ``None`` from ``op`` (a guard missed, so
+        nothing was written) abandons the unit as :meth:`rollback` does. Otherwise ``op`` is
+        staged in the transaction (``stage(op, writes_deferred=True)``).
         """
-        assert self._conn is None and self._first is None
+        if not alone or self._conn is not None or self._first is not None:
+            return self.stage(op, writes_deferred=True)
         try:
             with single_write(self._database) as conn:
                 result = op(conn)
