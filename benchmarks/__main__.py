@@ -11,13 +11,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import commits, flood, memory, messages, model, steps, throughput, web
+from . import commits, cpu_split, flood, memory, messages, model, steps, throughput, web
 from .common import Result, machine
 
 BENCHMARKS: dict[str, Callable[[bool], Result]] = {
     "steps": steps.run,
     "throughput": throughput.run,
     "commits": commits.run,
+    "cpu_split": cpu_split.run,
     "web": web.run,
     "messages": messages.run,
     "memory": memory.run,
