@@ -14,12 +14,14 @@ import os
 import select
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
@@ -36,8 +38,10 @@ from .migrations import (
 )
 
 __all__ = [
+    "DIALECT_INSERTS",
     "commits_are_synced",
     "create_schema",
+    "dialect_insert",
     "is_postgres",
     "is_sqlite",
     "open_database",
@@ -50,6 +54,11 @@ __all__ = [
 
 _WRITE = "plushify_write"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+
+#: Each supported dialect's own ``INSERT`` construct: only these have ``ON CONFLICT``.
+DIALECT_INSERTS: Mapping[str, Callable[[sa.Table], Any]] = MappingProxyType(
+    {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+)
 
 
 def _normalise_url(url: str) -> str:
@@ -186,6 +195,14 @@ def _create_private_file(url: sa.URL) -> None:
         pass  # made earlier, or by another process starting at the same moment
     except OSError:
         pass  # e.g. a missing directory: SQLite reports it when it connects
+
+
+def dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    """``INSERT`` into ``table`` in the connection's dialect, which can add ``ON CONFLICT``."""
+    insert = DIALECT_INSERTS.get(conn.dialect.name)
+    if insert is None:
+        raise NotImplementedError(f"unsupported database dialect: {conn.dialect.name}")
+    return insert(table)
 
 
 def is_sqlite(database: Engine | Connection) -> bool:

@@ -8,14 +8,14 @@ both SQLite (under ``BEGIN IMMEDIATE``) and PostgreSQL (row locks, re-checked af
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
+from .database import DIALECT_INSERTS, dialect_insert
 from .errors import IdempotencyConflict, InvalidArgument, ReservationClosed
 from .ledger_records import Balance, EntryKind, Reservation
 from .prepared import Prepared
@@ -45,19 +45,9 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-# The dialects' own INSERTs: only they have ON CONFLICT.
-_INSERTS: dict[str, Callable[[sa.Table], Any]] = {
-    "postgresql": postgresql.insert,
-    "sqlite": sqlite.insert,
-}
-
-
 def insert_ignore(conn: Connection, table: sa.Table) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING`` for the connection's dialect (the one difference)."""
-    insert = _INSERTS.get(conn.dialect.name)
-    if insert is None:
-        raise NotImplementedError(f"unsupported database dialect: {conn.dialect.name}")
-    return insert(table).on_conflict_do_nothing()
+    return dialect_insert(conn, table).on_conflict_do_nothing()
 
 
 def _insert_ignore_prepared(
@@ -68,7 +58,7 @@ def _insert_ignore_prepared(
         name: Prepared(
             insert(table).on_conflict_do_nothing().returning(*returning), keys, returning
         )
-        for name, insert in _INSERTS.items()
+        for name, insert in DIALECT_INSERTS.items()
     }
 
 

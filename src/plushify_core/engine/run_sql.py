@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from ..database import is_postgres, is_sqlite
+from ..database import dialect_insert, is_postgres
 from ..errors import NotFailed, NotFound
 from ..prepared import Prepared
 from ..schema import attempts, runs, steps
@@ -58,10 +58,6 @@ __all__ = [
 ]
 
 
-def _dialect(conn: Connection) -> Any:
-    return sqlite if is_sqlite(conn) else postgresql
-
-
 # --- runs: submit, read -------------------------------------------------------------------
 
 
@@ -76,7 +72,7 @@ def insert_run(conn: Connection, values: dict[str, Any]) -> RunRecord:
     if insert is None:
         # ON CONFLICT DO NOTHING: a duplicate never aborts the caller's transaction. Run on the
         # cursor like the per-step statements: one per submit.
-        stmt = _dialect(conn).insert(runs).on_conflict_do_nothing().returning(*runs.c)
+        stmt = dialect_insert(conn, runs).on_conflict_do_nothing().returning(*runs.c)
         insert = _INSERT_RUN[built] = Prepared(stmt, tuple(values), list(runs.c))
     inserted = insert.rows(conn, values)
     if inserted:
@@ -756,7 +752,7 @@ _SAVE_STEP: dict[str, Prepared] = {}
 def _save_step_statement(conn: Connection) -> Prepared:
     name = conn.dialect.name
     if name not in _SAVE_STEP:
-        stmt = _dialect(conn).insert(steps)
+        stmt = dialect_insert(conn, steps)
         update = {k: stmt.excluded[k] for k in _STEP_COLUMNS if k != "name"}
         upsert = stmt.on_conflict_do_update(index_elements=["run_id", "name"], set_=update)
         _SAVE_STEP[name] = Prepared(upsert, ("run_id", *_STEP_COLUMNS))
