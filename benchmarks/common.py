@@ -146,6 +146,25 @@ def rss_bytes(pid: int | None = None) -> int:
     raise RuntimeError("no VmRSS in /proc status")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its live descendants (Linux
+    ``/proc``); ``nan`` where there is no ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            # Fields after the command name (which may hold spaces): utime and stime are 12, 13.
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError, IndexError):
+            if current == pid:
+                return float("nan")
+    return total
+
+
 def machine() -> dict[str, Any]:
     """What the benchmarks ran on."""
     cpu = ""

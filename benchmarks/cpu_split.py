@@ -16,7 +16,9 @@ remote model costs the worker almost no CPU) and 64x48 photos. The thread's CPU 
   commits, observers, logs).
 
 The engine's share is what the engine can still cut; the others bound any runner from below
-(see ``docs/performance.md`` for the Dramatiq target).
+(see ``docs/performance.md`` for the Dramatiq target). On PostgreSQL the row also gives the
+client CPU of one bare round trip (``SELECT 1`` on psycopg's cursor): what each of the engine's
+statements, ``BEGIN`` and ``COMMIT`` costs at the least.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from plushify_core.database import open_database
 from plushify_core.facade import Plushify
 from plushify_core.ids import new_id
 from plushify_core.settings import Settings
@@ -108,6 +111,29 @@ def measure(url: str, n: int, warmup: int = 40) -> dict[str, float]:
     return {k: v / n * 1000 for k, v in parts.items()}
 
 
+def round_trip_us(url: str, n: int = 3000) -> float:
+    """Microseconds of this thread's CPU per bare ``SELECT 1`` on the driver's cursor."""
+    database = open_database(url)
+    try:
+        raw = database.raw_connection()
+        try:
+            cur = raw.cursor()
+            for _ in range(200):
+                cur.execute("SELECT 1")
+                cur.fetchall()
+            started = time.thread_time()
+            for _ in range(n):
+                cur.execute("SELECT 1")
+                cur.fetchall()
+            spent = time.thread_time() - started
+            raw.rollback()
+        finally:
+            raw.close()
+    finally:
+        database.dispose()
+    return spent / n * 1e6
+
+
 def run(quick: bool) -> Result:
     """The split on SQLite and, when reachable, PostgreSQL."""
     n = 60 if quick else 400
@@ -120,5 +146,6 @@ def run(quick: bool) -> Result:
         return result
     with temporary_postgres_schema() as url:
         parts = measure(url, n)
-        result.add(database="postgres", n=n, **parts, total=sum(parts.values()))
+        trip = round_trip_us(url)
+        result.add(database="postgres", n=n, **parts, total=sum(parts.values()), round_trip_us=trip)
     return result

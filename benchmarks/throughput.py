@@ -9,6 +9,8 @@ threads): one thread waits out each submit's commit and upload flush in turn, wh
 the rate before the workers do.
 The engine's own rate is measured too: no-op 5-step runs (each step returns its input plus one)
 submitted and executed by the in-process runner on SQLite.
+The Dramatiq rows also give the CPU the worker processes spent per generation (or per no-op
+message) from ``/proc``, between the workers being ready and the last completion.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from plushify_core.settings import Settings
 from plushify_core.testing.databases import temporary_postgres_schema
 from plushify_core.testing.images import photo
 
-from .common import Result, postgres_available
+from .common import Result, postgres_available, tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 USERS = 20
@@ -141,9 +143,9 @@ def _cleanup_redis(queue: str) -> None:
     client.close()
 
 
-def dramatiq_plushify(url: str, n: int, processes: int, submitters: int = 1) -> float:
+def dramatiq_plushify(url: str, n: int, processes: int, submitters: int = 1) -> tuple[float, float]:
     """Generations per second with the Dramatiq runner and ``processes`` worker processes,
-    submitted from ``submitters`` threads."""
+    submitted from ``submitters`` threads; also the workers' CPU ms per generation."""
     queue = f"bench-{new_id()[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
         env = {
@@ -162,18 +164,21 @@ def dramatiq_plushify(url: str, n: int, processes: int, submitters: int = 1) -> 
             worker = _worker(Path(tmp) / "worker.log", env, processes, "plushify_dramatiq.worker")
             try:
                 worker.start()
+                cpu = tree_cpu_seconds(worker.pid)
                 started = _submit_all(app, n, submitters)
                 finished = _wait_done(app.database, n)
+                cpu = tree_cpu_seconds(worker.pid) - cpu
             finally:
                 worker.stop()
                 app.stop()
                 app.database.dispose()
                 _cleanup_redis(queue)
-    return n / (finished - started)
+    return n / (finished - started), cpu / n * 1000
 
 
-def dramatiq_noop(n: int, processes: int) -> float:
-    """Messages per second of a raw no-op actor drained by the same worker configuration."""
+def dramatiq_noop(n: int, processes: int) -> tuple[float, float]:
+    """Messages per second of a raw no-op actor drained by the same worker configuration; also
+    the workers' CPU ms per message."""
     import redis
 
     queue = f"bench-{new_id()[:8]}"
@@ -193,6 +198,7 @@ def dramatiq_noop(n: int, processes: int) -> float:
         worker = _worker(Path(tmp) / "noop.log", env, processes, "benchmarks.noop_worker")
         try:
             worker.start()
+            cpu = tree_cpu_seconds(worker.pid)
             started = time.perf_counter()
             for i in range(n):
                 actor.send(i)
@@ -202,13 +208,14 @@ def dramatiq_noop(n: int, processes: int) -> float:
                     raise TimeoutError("no-op messages not drained")
                 time.sleep(0.005)
             finished = time.perf_counter()
+            cpu = tree_cpu_seconds(worker.pid) - cpu
         finally:
             worker.stop()
             client.delete(counter)
             client.close()
             sender.close()
             _cleanup_redis(queue)
-    return n / (finished - started)
+    return n / (finished - started), cpu / n * 1000
 
 
 def noop_runs(url: str, n: int, workers: int) -> float:
@@ -290,7 +297,7 @@ def _dramatiq(result: Result, n: int) -> None:
         return
     for processes in (1, 2):
         concurrent = f"plushify on dramatiq, {SUBMITTERS} submitting threads"
-        cases: list[tuple[str, Callable[[], float]]] = [
+        cases: list[tuple[str, Callable[[], tuple[float, float]]]] = [
             ("raw dramatiq no-op actor", partial(dramatiq_noop, n * 5, processes)),
             ("plushify on dramatiq", partial(_with_schema, n, processes)),
             (concurrent, partial(_with_schema, n, processes, SUBMITTERS)),
@@ -298,7 +305,7 @@ def _dramatiq(result: Result, n: int) -> None:
         rates: dict[str, float] = {}
         for label, measure in cases:
             try:
-                rates[label] = measure()
+                rates[label], worker_cpu_ms = measure()
             except Exception as exc:
                 result.notes.append(f"{label}, {processes} process(es) failed: {exc}")
                 continue
@@ -307,6 +314,7 @@ def _dramatiq(result: Result, n: int) -> None:
                 database="postgres+redis",
                 n=n * 5 if "no-op" in label else n,
                 per_s=rates[label],
+                worker_cpu_ms=worker_cpu_ms,
             )
         raw = rates.get("raw dramatiq no-op actor")
         for label, suffix in (
@@ -320,6 +328,6 @@ def _dramatiq(result: Result, n: int) -> None:
                 )
 
 
-def _with_schema(n: int, processes: int, submitters: int = 1) -> float:
+def _with_schema(n: int, processes: int, submitters: int = 1) -> tuple[float, float]:
     with temporary_postgres_schema() as url:
         return dramatiq_plushify(url, n, processes, submitters)
