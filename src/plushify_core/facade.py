@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 ImageKind = Literal["original", "plushie"]
 
 
-# Steps whose outputs survive a failure, so a retry resumes after them (no re-upload).
 class Plushify:
     """Submit photos, follow their generations, retry failures and read balances."""
 

@@ -873,9 +873,6 @@ def step_boundary(
     none) unless cancel was requested. Whether cancellation was requested; ``None`` when the
     lease is not ours (and nothing was written)."""
     params = {**done.parameters(), "b_token": token, "b_now": now, "b_expiry": expiry}
-    if start is None:
-        rows = _RENEWED_DONE.rows(conn, params)
-        return bool(rows[0]["cancel_requested"]) if rows else None
-    params.update({f"a_{k}": v for k, v in start.items()})
-    rows = _BOUNDARY.rows(conn, params)
+    params.update({f"a_{k}": v for k, v in (start or {}).items()})
+    rows = (_RENEWED_DONE if start is None else _BOUNDARY).rows(conn, params)
     return bool(rows[0]["cancel_requested"]) if rows else None
